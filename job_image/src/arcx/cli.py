@@ -1,0 +1,53 @@
+"""The `arcx` command line. Each area registers its own subcommands.
+
+An area's ``commands`` module exposes ``register(subparsers)``; each subcommand sets
+``func`` on its parser, taking the parsed namespace and returning an exit code. Heavy
+imports (JAX, transformers) happen inside those functions so `arcx --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from arcx import __version__
+
+COMMAND_MODULES = (
+    "arcx.tasks.commands",
+    "arcx.prompts.commands",
+    "arcx.model.commands",
+    "arcx.runner.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arcx",
+        description="Run Qwen2-family models over ARC-AGI tasks and record their activations.",
+    )
+    parser.add_argument("--version", action="version", version=f"arcx {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            # An area not built yet is skipped; a missing dependency inside it is not.
+            if err.name is None or not name.startswith(err.name):
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
