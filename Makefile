@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.arcx-installed
+
+.PHONY: setup system tools demo test test-fast lint format bench clean kind-e2e
+
+$(STAMP): constraints.txt requirements-dev.txt job_image/pyproject.toml operator/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e job_image -e operator -r requirements-dev.txt
+	touch $@
+
+# System packages the tests need (etcd for the local control plane); run as root.
+system:
+	bash hack/setup-system.sh
+
+# Go-built test tools (kube-apiserver, controller-manager, scheduler, JobSet, helm,
+# fake-gcs-server), cached outside the work tree and reused.
+tools:
+	bash hack/tools/build.sh
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/arcx demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Everything CI runs: system packages, tools, lint, then every test tier.
+test: $(STAMP) system tools lint
+	$(BIN)/pytest
+
+# Without the cluster and GCS tiers (no Go tools needed).
+test-fast: $(STAMP) lint
+	$(BIN)/pytest -m "not cluster and not gcs"
+
+kind-e2e:
+	bash hack/kind-e2e.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Grid encoders, the prompt builder, augmentations and answer parsing."""
