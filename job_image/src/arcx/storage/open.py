@@ -15,5 +15,7 @@ def open_storage(uri: str) -> Storage:
     if uri.startswith("file://"):
         return LocalStorage(uri.removeprefix("file://"))
     if "://" in uri:
-        raise StorageError(f"unsupported storage URI {uri!r}: use gs://bucket/prefix or a local path")
+        raise StorageError(
+            f"unsupported storage URI {uri!r}: use gs://bucket/prefix or a local path"
+        )
     return LocalStorage(uri)

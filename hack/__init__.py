@@ -1,0 +1,1 @@
+"""Developer and test tooling (not shipped): the local control plane lives in hack.cluster."""

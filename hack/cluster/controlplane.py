@@ -1,0 +1,458 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC, service-account
+signing), kube-controller-manager, kube-scheduler and the JobSet controller with its CRDs,
+plus the test node agent (``hack/cluster/nodeagent.py``) in place of kubelets.
+
+The shape follows envtest's control plane: every component is a child process on free
+loopback ports, logs go to files in the work directory, start waits for health endpoints,
+stop terminates in reverse order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from hack.cluster.kubeapi import ApiError, Kube
+from hack.cluster.pki import Pki, make_pki
+from hack.cluster.tools import REPO, Tools, find_tools
+
+SERVICE_CIDR = "10.0.0.0/24"
+KCM_CONTROLLERS = (
+    "job-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "ttl-after-finished-controller",
+    "pod-garbage-collector-controller",
+)
+
+
+# Node shape the agent registers by default: two CPU nodes, and fake TPU node pools that fit
+# the TPU samples (v5e 4x4 spot: 4 hosts x 4 chips; v4 2x2x4: 4 hosts x 4 chips per slice,
+# four slices), plus decoys the samples must avoid (on-demand v5e, a v4 pool of another topology).
+def _tpu_pool(
+    pool: str, accelerator: str, topology: str, hosts: int, spot: bool = False
+) -> dict[str, object]:
+    return {
+        "kind": "tpu",
+        "pool": pool,
+        "accelerator": accelerator,
+        "topology": topology,
+        "hosts": hosts,
+        "chips": 4,
+        "spot": spot,
+    }
+
+
+DEFAULT_NODES: list[dict[str, object]] = [
+    {"kind": "cpu", "name": "cpu-0"},
+    {"kind": "cpu", "name": "cpu-1"},
+    _tpu_pool("v5e-4x4-spot", "tpu-v5-lite-podslice", "4x4", 4, spot=True),
+    _tpu_pool("v5e-4x4-ondemand", "tpu-v5-lite-podslice", "4x4", 4),
+    *[_tpu_pool(f"v4-2x2x4-{i}", "tpu-v4-podslice", "2x2x4", 4) for i in range(4)],
+    _tpu_pool("v4-2x2x2", "tpu-v4-podslice", "2x2x2", 2),
+]
+
+
+class ControlPlaneError(RuntimeError):
+    """A component failed to start; the message names it and ends with its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "<no log>"
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class ControlPlane:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager).
+
+    ``kubeconfig`` is an admin kubeconfig (client certificate in group system:masters).
+    ``audit`` writes an API audit log (``audit.log`` in the work directory) at Metadata level.
+    """
+
+    workdir: Path
+    tools: Tools | None = None
+    nodes: list[dict[str, object]] = field(default_factory=lambda: list(DEFAULT_NODES))
+    audit: bool = False
+    verbose: bool = False
+    _procs: list[_Proc] = field(default_factory=list)
+    api_port: int = 0
+    pki: Pki | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    @property
+    def logs(self) -> Path:
+        return self.workdir / "logs"
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 120.0) -> None:
+        tools = self.tools or find_tools()
+        self.tools = tools
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        self.pki = make_pki(self.workdir / "pki")
+        deadline = time.monotonic() + timeout
+        try:
+            self._start_etcd(tools, deadline)
+            self._start_apiserver(tools, deadline)
+            self._write_kubeconfig()
+            self._kubectl("apply", "--server-side", "-f", str(tools.jobset_crds))
+            self._start_kcm(tools)
+            self._start_scheduler(tools)
+            self._start_jobset(tools, deadline)
+            self._start_agent(deadline)
+            self._wait_default_service_account(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        (self.workdir / "env").write_text(
+            f"KUBECONFIG={self.kubeconfig}\nARCX_E2E_KUBECONFIG={self.kubeconfig}\n"
+        )
+
+    def stop(self) -> None:
+        for p in reversed(self._procs):
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGTERM)
+        for p in reversed(self._procs):
+            try:
+                p.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+        self._procs.clear()
+
+    def alive(self) -> dict[str, bool]:
+        return {p.name: p.popen.poll() is None for p in self._procs}
+
+    # -- components ------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> _Proc:
+        log = self.logs / f"{name}.log"
+        fh = log.open("ab")
+        popen = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        fh.close()
+        proc = _Proc(name, popen, log)
+        self._procs.append(proc)
+        return proc
+
+    def _wait(self, proc: _Proc, check: object, deadline: float, what: str) -> None:
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{proc.name} exited with {proc.popen.returncode} while {what}; "
+                    f"log {proc.log}:\n{_tail(proc.log)}"
+                )
+            if check():  # type: ignore[operator]
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(f"timed out {what}; log {proc.log}:\n{_tail(proc.log)}")
+
+    def _start_etcd(self, tools: Tools, deadline: float) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        data = self.workdir / "etcd"
+        proc = self._spawn(
+            "etcd",
+            [
+                str(tools.etcd),
+                "--name=default",
+                f"--data-dir={data}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        self._wait(proc, lambda: _http_ok(f"{self.etcd_url}/health"), deadline, "starting etcd")
+
+    def _start_apiserver(self, tools: Tools, deadline: float) -> None:
+        assert self.pki
+        pki = self.pki
+        self.api_port = free_port()
+        argv = [
+            str(tools.kube_apiserver),
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.api_port}",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1" if self.verbose else "--v=0",
+        ]
+        if self.audit:
+            policy = self.workdir / "audit-policy.yaml"
+            policy.write_text(
+                yaml.safe_dump(
+                    {
+                        "apiVersion": "audit.k8s.io/v1",
+                        "kind": "Policy",
+                        "omitStages": ["RequestReceived", "ResponseStarted"],
+                        "rules": [{"level": "Metadata"}],
+                    }
+                )
+            )
+            argv += [
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=batch",
+                "--audit-log-batch-max-wait=1s",
+            ]
+        proc = self._spawn("kube-apiserver", argv)
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        self._wait(
+            proc,
+            lambda: _http_ok(f"{self.server}/readyz", ctx),
+            deadline,
+            "waiting for kube-apiserver /readyz",
+        )
+
+    def _write_kubeconfig(self) -> None:
+        assert self.pki
+        b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "arcx-local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": b64(self.pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "arcx-admin",
+                    "user": {
+                        "client-certificate-data": b64(self.pki.admin_cert),
+                        "client-key-data": b64(self.pki.admin_key),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "arcx-local", "context": {"cluster": "arcx-local", "user": "arcx-admin"}}
+            ],
+            "current-context": "arcx-local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(cfg))
+        self.kubeconfig.chmod(0o600)
+
+    def kubeconfig_for_token(self, token: str, path: Path, namespace: str = "default") -> Path:
+        """Write a kubeconfig that authenticates with a bearer token (a ServiceAccount's)."""
+        assert self.pki
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        cfg["users"] = [{"name": "token-user", "user": {"token": token}}]
+        cfg["contexts"][0]["context"] = {
+            "cluster": "arcx-local",
+            "user": "token-user",
+            "namespace": namespace,
+        }
+        path.write_text(yaml.safe_dump(cfg))
+        path.chmod(0o600)
+        return path
+
+    def _kubectl(self, *args: str) -> str:
+        assert self.tools
+        proc = subprocess.run(
+            [str(self.tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def _start_kcm(self, tools: Tools) -> None:
+        assert self.pki
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(tools.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--controllers={','.join(KCM_CONTROLLERS)}",
+                f"--service-account-private-key-file={self.pki.sa_key}",
+                f"--root-ca-file={self.pki.ca_cert}",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--concurrent-job-syncs=10",
+            ],
+        )
+
+    def _start_scheduler(self, tools: Tools) -> None:
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(tools.kube_scheduler),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+            ],
+        )
+
+    def _start_jobset(self, tools: Tools, deadline: float) -> None:
+        """JobSet's webhooks are not registered with the API server; its webhook server still
+        listens (controller-runtime starts it), so it gets a loopback port and our cert."""
+        assert self.pki
+        certdir = self.workdir / "jobset-certs"
+        certdir.mkdir(exist_ok=True)
+        shutil.copy(self.pki.serving_cert, certdir / "tls.crt")
+        shutil.copy(self.pki.serving_key, certdir / "tls.key")
+        health = free_port()
+        config = self.workdir / "jobset-config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "config.jobset.x-k8s.io/v1alpha1",
+                    "kind": "Configuration",
+                    "leaderElection": {"leaderElect": False},
+                    "internalCertManagement": {"enable": False},
+                    "webhook": {"port": free_port(), "host": "127.0.0.1", "certDir": str(certdir)},
+                    "metrics": {"bindAddress": "0"},
+                    "health": {"healthProbeBindAddress": f"127.0.0.1:{health}"},
+                    "clientConnection": {"qps": 200, "burst": 400},
+                }
+            )
+        )
+        proc = self._spawn(
+            "jobset",
+            [str(tools.jobset), f"--config={config}", f"--kubeconfig={self.kubeconfig}"],
+        )
+        self._wait(
+            proc,
+            lambda: _http_ok(f"http://127.0.0.1:{health}/readyz"),
+            deadline,
+            "waiting for the JobSet controller /readyz",
+        )
+
+    def _start_agent(self, deadline: float) -> None:
+        nodes = self.workdir / "nodes.json"
+        nodes.write_text(json.dumps(self.nodes))
+        ready = self.workdir / "agent.ready"
+        ready.unlink(missing_ok=True)
+        proc = self._spawn(
+            "node-agent",
+            [
+                sys.executable,
+                "-m",
+                "hack.cluster.nodeagent",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--nodes={nodes}",
+                f"--workdir={self.workdir / 'agent'}",
+                f"--ready-file={ready}",
+            ],
+            env={"PYTHONPATH": _pythonpath()},
+        )
+        self._wait(proc, ready.exists, deadline, "waiting for the node agent to register nodes")
+
+    def _wait_default_service_account(self, deadline: float) -> None:
+        """Pods are refused until the namespace's ``default`` ServiceAccount exists."""
+        proc = next(p for p in self._procs if p.name == "kube-controller-manager")
+
+        kube = Kube(self.kubeconfig)
+
+        def ok() -> bool:
+            try:
+                return (
+                    kube.get_or_none("/api/v1/namespaces/default/serviceaccounts/default")
+                    is not None
+                )
+            except (ApiError, OSError):
+                return False
+
+        self._wait(proc, ok, deadline, "waiting for the default ServiceAccount")
+
+
+def _pythonpath() -> str:
+    extra = os.environ.get("PYTHONPATH")
+    return f"{REPO}{os.pathsep}{extra}" if extra else str(REPO)
+
+
+def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def new_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="arcx-cluster-"))

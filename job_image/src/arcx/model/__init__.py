@@ -1,0 +1,54 @@
+"""Qwen2 in Flax NNX: loading, sharding, activation capture and greedy generation.
+
+The public names are imported lazily so that ``import arcx.model.commands`` (and
+``arcx --help``) does not pull in JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Capture": "arcx.model.qwen2",
+    "ForwardOutput": "arcx.model.qwen2",
+    "Qwen2ForCausalLM": "arcx.model.qwen2",
+    "SITES": "arcx.model.qwen2",
+    "forward": "arcx.model.qwen2",
+    "Qwen2Config": "arcx.model.config",
+    "ModelLoadError": "arcx.model.errors",
+    "LoadedModel": "arcx.model.load",
+    "load_model": "arcx.model.load",
+    "make_mesh": "arcx.model.sharding",
+    "batch_sharding": "arcx.model.sharding",
+    "greedy_generate": "arcx.model.generate",
+}
+
+__all__ = [
+    "SITES",
+    "Capture",
+    "ForwardOutput",
+    "LoadedModel",
+    "ModelLoadError",
+    "Qwen2Config",
+    "Qwen2ForCausalLM",
+    "batch_sharding",
+    "forward",
+    "greedy_generate",
+    "load_model",
+    "make_mesh",
+]
+
+if TYPE_CHECKING:
+    from arcx.model.config import Qwen2Config
+    from arcx.model.errors import ModelLoadError
+    from arcx.model.generate import greedy_generate
+    from arcx.model.load import LoadedModel, load_model
+    from arcx.model.qwen2 import SITES, Capture, ForwardOutput, Qwen2ForCausalLM, forward
+    from arcx.model.sharding import batch_sharding, make_mesh
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'arcx.model' has no attribute {name!r}")

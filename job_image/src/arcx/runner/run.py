@@ -1,0 +1,480 @@
+"""`arcx run`: one process of a (multi-host) extraction job.
+
+Order of work, and what each failure means:
+
+1. config, pod environment, model path, dataset       -> exit 78 (CONFIG_ERROR) when wrong
+2. jax.distributed, mesh, model weights               -> exit 78 when the model cannot load
+3. manifest.json (host 0 creates it or checks it)     -> exit 78 for a store of another job
+4. for each unit of this slice, in plan order: skip it when COMMITTED; else batches ->
+   forward -> every host writes its part -> barrier -> host 0 writes predictions and the
+   marker. SIGTERM is checked (collectively) after every batch -> exit 75 (PREEMPTED)
+   with the current unit abandoned, never half-committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from arcx import exitcodes
+from arcx.config import ConfigError, JobConfig
+from arcx.runner import batching, commit, distributed, layout, manifest, shards, sync
+from arcx.runner.plan import Unit, plan_units, units_for_slice
+from arcx.runner.progress import Progress, log_event
+from arcx.runner.work import PromptMaker, Sequence, UnitWork
+from arcx.storage import Storage, StorageError, open_storage
+
+PART_RECORD_BYTES = 512
+
+
+class Preempted(Exception):
+    """SIGTERM arrived; the current unit was abandoned."""
+
+
+@dataclass
+class RunStats:
+    units_done: int = 0
+    units_skipped: int = 0
+    tasks: int = 0
+    sequences: int = 0
+    tokens_kept: int = 0
+    tokens_real: int = 0
+    tokens_padded: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    bytes_written: int = 0
+    write_seconds: float = 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.tokens_real / self.tokens_padded if self.tokens_padded else 0.0
+
+
+class StopFlag:
+    """Set by SIGTERM (and SIGINT); read at batch boundaries."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    @property
+    def set(self) -> bool:
+        return self.event.is_set()
+
+
+# -- startup checks (before any JAX backend exists) ------------------------------------
+
+
+def check_model_source(source: str) -> None:
+    if source.startswith(("hf://", "gs://")):
+        return
+    path = Path(source.removeprefix("file://")).expanduser()
+    if not path.is_dir():
+        raise ConfigError(
+            f"model.source: {path} is not a directory (expected a Hugging Face model folder)"
+        )
+    if not (path / "config.json").exists():
+        raise ConfigError(
+            f"model.source: {path} has no config.json; is it a Hugging Face model folder?"
+        )
+
+
+def open_dataset(config: JobConfig) -> Any:
+    from arcx.tasks.resolve import open_task_source
+
+    ds = config.dataset
+    try:
+        return open_task_source(ds.source, max_tasks=ds.max_tasks, seed=ds.seed)
+    except ConfigError:
+        raise
+    except Exception as err:  # the data layer's own errors; any of them means a bad source
+        raise ConfigError(f"dataset.source: cannot read {ds.source!r}: {err}") from None
+
+
+def check_config(config: JobConfig) -> None:
+    ex = config.extraction
+    if ex.positions == "answer" and not ex.teacher_forcing:
+        raise ConfigError(
+            "extraction.positions: 'answer' needs extraction.teacherForcing: true "
+            "(without it the sequences hold no answer tokens)"
+        )
+
+
+# -- the job ---------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(
+        self,
+        config: JobConfig,
+        storage: Storage,
+        store: Any,
+        cluster: distributed.ClusterEnv,
+        stop: StopFlag,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.store = store
+        self.cluster = cluster
+        self.stop = stop
+        self.stats = RunStats()
+        self.is_host0 = cluster.process_id == 0
+        self.commit_pause = float(os.environ.get("ARCX_COMMIT_PAUSE_S", "0") or 0)
+
+    # startup ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        import jax
+
+        from arcx.model import ModelLoadError, load_model, make_mesh
+
+        cfg = self.config
+        n_dev = len(jax.devices())
+        if n_dev % cfg.mesh.model:
+            raise ConfigError(
+                f"mesh.model: {cfg.mesh.model} does not divide the slice's {n_dev} devices"
+            )
+        self.mesh = make_mesh(cfg.mesh.model)
+        try:
+            self.loaded = load_model(cfg.model.source, mesh=self.mesh, dtype=cfg.model.dtype)
+        except ModelLoadError as err:
+            raise ConfigError(f"model.source: {err}") from None
+        from arcx.runner.engine import Engine
+
+        try:
+            self.engine = Engine(
+                self.loaded,
+                self.mesh,
+                sites=list(cfg.extraction.sites),
+                layers=list(cfg.extraction.layers),
+                out_dtype=cfg.extraction.dtype,
+                max_new_tokens=cfg.generation.max_new_tokens,
+            )
+        except ValueError as err:  # a layer outside the model
+            raise ConfigError(f"extraction.layers: {err}") from None
+        self.prompts = PromptMaker(cfg, self.loaded.tokenizer)
+        self.buckets = batching.make_buckets(cfg.batching.max_seq_len)
+        mc = self.loaded.config
+        self.plan = plan_units(self.store.num_tasks, cfg.output.unit_size)
+        self.manifest = manifest.build_manifest(
+            cfg,
+            dataset_fingerprint=self.store.fingerprint,
+            plan=self.plan,
+            model=manifest.ModelFacts(mc.hidden_size, mc.num_hidden_layers, mc.vocab_size),
+        )
+
+    def ensure_manifest(self) -> None:
+        """Host 0 creates or checks the manifest; every host learns the outcome."""
+        status, message = 0, ""
+        if self.is_host0:
+            try:
+                manifest.ensure_manifest(self.storage, self.manifest)
+            except manifest.StoreMismatch as err:
+                status, message = 1, str(err)
+            except StorageError as err:
+                status, message = 2, str(err)
+        status = sync.from_host0(status)
+        if status == 1:
+            raise ConfigError(message or f"output.uri: {self.storage.uri} belongs to another job")
+        if status == 2:
+            raise StorageError(message or f"output.uri: {self.storage.uri} could not be written")
+
+    # the loop --------------------------------------------------------------------------
+
+    def run(self) -> RunStats:
+        started = time.monotonic()
+        slices = self.config.parallelism.slices
+        units = units_for_slice(self.plan, self.cluster.slice_index, slices)
+        done_flags = self._committed_flags(units)
+        todo = [u for u, done in zip(units, done_flags, strict=True) if not done]
+        self.stats.units_skipped = len(units) - len(todo)
+        self.progress = Progress(
+            units_total=len(units), units_done=len(units) - len(todo), enabled=self.is_host0
+        )
+        if self.is_host0:
+            log_event(
+                "start",
+                slice=self.cluster.slice_index,
+                processes=self.cluster.num_processes,
+                devices=int(self.mesh.devices.size),
+                unitsInSlice=len(units),
+                unitsToDo=len(todo),
+                unitsAlreadyCommitted=self.stats.units_skipped,
+            )
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-prompts") as pool:
+            ahead: Future[UnitWork] | None = (
+                pool.submit(self.prompts.unit_work, self.store, todo[0]) if todo else None
+            )
+            for i, unit in enumerate(todo):
+                assert ahead is not None
+                work = ahead.result()
+                ahead = (
+                    pool.submit(self.prompts.unit_work, self.store, todo[i + 1])
+                    if i + 1 < len(todo)
+                    else None
+                )
+                self._run_unit(unit, work)
+                self.stats.units_done += 1
+                if sync.any_flag(self.stop.set):
+                    raise Preempted()
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _committed_flags(self, units: list[Unit]) -> list[bool]:
+        flags = np.zeros(len(units), np.uint8)
+        if self.is_host0:
+            for i, u in enumerate(units):
+                flags[i] = commit.is_committed(self.storage, u.index)
+        # host 0's view decides, so every process skips the same units
+        records = sync.gather_records(flags.tobytes(), max(len(units), 1))
+        return [bool(b) for b in records[0][: len(units)]]
+
+    def _run_unit(self, unit: Unit, work: UnitWork) -> None:
+        cfg = self.config
+        eng = self.engine
+        seqs = work.sequences
+        if self.is_host0:
+            for sk in work.skipped:
+                log_event("sequence-skipped", unit=unit.index, **sk)
+        keep = [
+            batching.kept_positions(cfg.extraction.positions, s.length, s.prompt_len, s.answer_span)
+            for s in seqs
+        ]
+        batches = batching.plan_batches(
+            [s.length for s in seqs],
+            buckets=self.buckets,
+            tokens_per_batch=cfg.batching.tokens_per_batch,
+            n_shards=eng.n_shards,
+        )
+        pieces: dict[int, dict[str, np.ndarray]] = {}
+        predictions: dict[int, dict[str, Any]] = {}
+        pending = None
+        for batch in batches:
+            if pending is not None and sync.any_flag(self.stop.set):
+                raise Preempted()
+            nxt = eng.dispatch(batch, *self._inputs(batch, seqs, keep))
+            if pending is not None:
+                self._collect(eng.fetch(pending), seqs, pieces, predictions)
+            pending = nxt
+        if pending is not None:
+            self._collect(eng.fetch(pending), seqs, pieces, predictions)
+        self._commit(unit, work, keep, pieces, predictions)
+
+    def _inputs(
+        self, batch: batching.Batch, seqs: list[Sequence], keep: list[np.ndarray]
+    ) -> tuple[Any, ...]:
+        r, length = batch.num_rows, batch.length
+        pad = self.loaded.pad_token_id
+        ids = np.full((r, length), pad, np.int32)
+        mask = np.zeros((r, length), np.int32)
+        ans = [seqs[i].answer_span for i in batch.rows if i is not None and seqs[i].answer_span]
+        a = batching.answer_width(max((e - s for s, e in ans), default=0), length)
+        logit_pos = np.zeros((r, a), np.int32)
+        gen = self.config.generation.max_new_tokens > 0
+        gen_ids = np.full((r, length), pad, np.int32) if gen else None
+        gen_mask = np.zeros((r, length), np.int32) if gen else None
+        real = 0
+        for row, i in enumerate(batch.rows):
+            if i is None:
+                continue
+            s = seqs[i]
+            ids[row, : s.length] = s.input_ids
+            mask[row, : s.length] = 1
+            real += s.length
+            if s.answer_span:
+                a0, a1 = s.answer_span
+                logit_pos[row, : a1 - a0] = np.arange(a0 - 1, a1 - 1)
+            if gen_ids is not None and gen_mask is not None:
+                gen_ids[row, : s.prompt_len] = s.input_ids[: s.prompt_len]
+                gen_mask[row, : s.prompt_len] = 1
+        self.stats.tokens_real += real
+        self.stats.tokens_padded += r * length
+        gather = batching.plan_gather(batch, keep)
+        return gather, ids, mask, logit_pos, gen_ids, gen_mask
+
+    def _collect(
+        self,
+        fetched: Any,
+        seqs: list[Sequence],
+        pieces: dict[int, dict[str, np.ndarray]],
+        predictions: dict[int, dict[str, Any]],
+    ) -> None:
+        for shard, arrays in fetched.shards.items():
+            pos = 0
+            for seq, n in fetched.gather.seq_counts[shard]:
+                pieces[seq] = {k: v[pos : pos + n] for k, v in arrays.items()}
+                pos += n
+        if not self.is_host0:
+            return
+        cfg = self.config
+        for row, i in enumerate(fetched.batch.rows):
+            if i is None:
+                continue
+            s = seqs[i]
+            tf = None
+            if cfg.extraction.teacher_forcing and s.answer_span and fetched.argmax is not None:
+                a0, a1 = s.answer_span
+                guess = fetched.argmax[row, : a1 - a0]
+                tf = self.prompts.score(s, [int(t) for t in guess])
+                tf["correct"] = bool(np.array_equal(guess, s.input_ids[a0:a1]))
+                tf["mode"] = "teacher-forcing"
+            if fetched.generated is not None:
+                out = self.prompts.score(s, [int(t) for t in fetched.generated[row]])
+                out["mode"] = "generation"
+                if tf is not None:
+                    out["teacherForcedCorrect"] = tf["correct"]
+                predictions[i] = out
+            elif tf is not None:
+                predictions[i] = tf
+
+    def _commit(
+        self,
+        unit: Unit,
+        work: UnitWork,
+        keep: list[np.ndarray],
+        pieces: dict[int, dict[str, np.ndarray]],
+        predictions: dict[int, dict[str, Any]],
+    ) -> None:
+        seqs = work.sequences
+        mine = sorted(pieces)
+        d = self.loaded.config.hidden_size
+        dtype = np.dtype(_np_dtype(self.config.extraction.dtype))
+        tensors: dict[str, np.ndarray] = {}
+        for name in self.engine.keys:
+            parts = [pieces[i][name] for i in mine]
+            tensors[name] = np.concatenate(parts) if parts else np.zeros((0, d), dtype)
+        tensors["token_ids"] = (
+            np.concatenate([seqs[i].input_ids[keep[i]] for i in mine]).astype(np.int32)
+            if mine
+            else np.zeros(0, np.int32)
+        )
+        counts = [len(keep[i]) for i in mine]
+        tensors["offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        meta = {
+            "unit": str(unit.index),
+            "host": str(self.cluster.process_id),
+            "positions": self.config.extraction.positions,
+            "dtype": self.config.extraction.dtype,
+            "sequences": [[seqs[i].task_id, seqs[i].test_index] for i in mine],
+            "task_ids": sorted({seqs[i].task_id for i in mine}),
+        }
+        owns_part = bool(self.engine.owned)
+        record = b""
+        t0 = time.monotonic()
+        if owns_part:
+            data = shards.encode_part(tensors, meta)
+            key = layout.part_key(unit.index, self.cluster.process_id)
+            self.storage.write_bytes(key, data)
+            self.stats.bytes_written += len(data)
+            record = json.dumps(commit.FileInfo.of(key, data).to_json()).encode()
+        self.stats.write_seconds += time.monotonic() - t0
+        # Barrier: every host has written its part before host 0 sees the records.
+        records = sync.gather_records(record, PART_RECORD_BYTES)
+        self.stats.tasks += work.num_tasks
+        self.stats.sequences += len(seqs)
+        self.stats.tokens_kept += sum(len(k) for k in keep)
+        self.stats.skipped += work.skipped
+        self.progress.add_tokens(work.num_tasks, sum(s.length for s in seqs))
+        if not self.is_host0:
+            return
+        parts = [commit.FileInfo(**json.loads(r.rstrip(b"\0"))) for r in records if r.rstrip(b"\0")]
+        pred_info = None
+        if self.config.extraction.teacher_forcing or self.config.generation.max_new_tokens > 0:
+            lines = [json.dumps(predictions[i], sort_keys=True) for i in sorted(predictions)]
+            blob = "".join(line + "\n" for line in lines).encode()
+            pkey = layout.predictions_key(unit.index)
+            self.storage.write_bytes(pkey, blob)
+            pred_info = commit.FileInfo.of(pkey, blob)
+        marker = commit.build_marker(
+            unit.index,
+            parts=parts,
+            predictions=pred_info,
+            num_tasks=work.num_tasks,
+            num_sequences=len(seqs),
+            num_tokens=sum(len(k) for k in keep),
+            skipped=work.skipped,
+        )
+        log_event("commit-start", unit=unit.index)
+        if self.commit_pause:
+            time.sleep(self.commit_pause)
+        commit.commit_unit(self.storage, unit.index, marker)
+        commit.remove_strays(self.storage, unit.index, json.loads(marker))
+        self.progress.unit_committed(
+            unit.index, paddingFraction=round(self.stats.padding_fraction, 4)
+        )
+
+
+def _np_dtype(name: str) -> Any:
+    import ml_dtypes
+
+    return {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[name]
+
+
+def run_job(config: JobConfig, *, environ: dict[str, str] | None = None) -> int:
+    """Run this process's share of the job; returns an exit code from arcx.exitcodes."""
+    env = dict(os.environ if environ is None else environ)
+    stop = StopFlag()
+    stop.install()
+    cluster: distributed.ClusterEnv | None = None
+    try:
+        check_config(config)
+        cluster = distributed.read_cluster_env(
+            env, slices=config.parallelism.slices, tpu=distributed.tpu_present(env)
+        )
+        check_model_source(config.model.source)
+        store = open_dataset(config)
+        storage = open_storage(config.output.uri)
+        check = getattr(storage, "check_reachable", None)
+        if check is not None:
+            check()
+        distributed.initialize(cluster)
+        runner = Runner(config, storage, store, cluster, stop)
+        runner.load()
+        runner.ensure_manifest()
+        stats = runner.run()
+    except ConfigError as err:
+        print(f"arcx run: configuration error: {err}", file=sys.stderr)
+        return exitcodes.CONFIG_ERROR
+    except Preempted:
+        log_event("preempted", process=cluster.process_id if cluster else 0)
+        print(
+            "arcx run: stopped on SIGTERM; committed units are kept, a restart resumes",
+            file=sys.stderr,
+        )
+        if cluster:
+            distributed.shutdown(cluster)
+        return exitcodes.PREEMPTED
+    except StorageError as err:
+        print(f"arcx run: storage error: {err}", file=sys.stderr)
+        return exitcodes.CRASH
+    if cluster.process_id == 0:
+        log_event(
+            "done",
+            unitsRun=stats.units_done,
+            unitsAlreadyCommitted=stats.units_skipped,
+            tasks=stats.tasks,
+            sequences=stats.sequences,
+            sequencesSkipped=len(stats.skipped),
+            tokensKept=stats.tokens_kept,
+            paddingFraction=round(stats.padding_fraction, 4),
+            seconds=round(stats.seconds, 2),
+        )
+    distributed.shutdown(cluster)
+    return exitcodes.OK

@@ -1,0 +1,413 @@
+"""The ArcExtractionJob CustomResourceDefinition, built from the job config's JSON schema.
+
+The shared spec sections (model, dataset, ...) are converted from the JSON schema pydantic
+produces for ``arcx.config.JobConfig`` (passed in, so this package never imports arcx), then
+completed with what JSON schema cannot carry: descriptions, bounds CEL cost estimation needs,
+list semantics, cross-field rules and immutability. ``hack/gen-crd.py`` writes the result to
+manifests/ and the chart; a test regenerates it and compares, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from arcx_operator import constants as c
+from arcx_operator import render, tpu
+
+Schema = dict[str, Any]
+
+# Descriptions for fields whose pydantic definition has none, keyed "section.field".
+DESCRIPTIONS: dict[str, str] = {
+    "model": "The model to run: a Qwen2-family checkpoint in HF safetensors layout.",
+    "model.dtype": "Parameter dtype on device.",
+    "dataset": "The ARC tasks to run over.",
+    "dataset.maxTasks": "Use at most this many tasks (all when unset).",
+    "dataset.seed": "Seed for task selection order.",
+    "prompt": "How a task becomes a prompt.",
+    "prompt.encoder": "Grid encoder spec, arc24 style, parsed without eval.",
+    "prompt.template": "Prompt layout.",
+    "prompt.augmentation": "Deterministic task augmentation.",
+    "prompt.augmentation.dihedral": "identity, or a random dihedral transform per task.",
+    "prompt.augmentation.permuteColors": "Permute colours 1-9 per task.",
+    "prompt.augmentation.seed": "Seed for augmentation choices.",
+    "extraction": "Which activations to record.",
+    "extraction.layers": "Decoder layer indexes to capture (0-based, unique).",
+    "extraction.sites": "TransformerLens-style hook sites to capture at each layer.",
+    "extraction.positions": "Token positions to keep: all, prompt, answer or last.",
+    "extraction.dtype": "dtype of the stored activations.",
+    "extraction.teacherForcing": "Score and capture the known answer in one forward pass.",
+    "generation": "Greedy generation after the prompt.",
+    "generation.maxNewTokens": "Tokens to generate per task; 0 means prefill only.",
+    "batching": "Length-bucketed batching.",
+    "batching.tokensPerBatch": "Token budget of one batch (rows x padded length).",
+    "batching.maxSeqLen": "Longest prompt accepted; longer tasks are skipped and reported.",
+    "output": "Where the activation store is written.",
+    "mesh": "Device mesh of each slice.",
+}
+
+# Upper bounds the CEL cost estimator needs (JobConfig leaves them open), keyed like above.
+MAX_LENGTHS: dict[str, int] = {
+    "model.source": 2048,
+    "dataset.source": 2048,
+    "prompt.encoder": 1024,
+    "output.uri": 2048,
+}
+MAX_ITEMS: dict[str, int] = {"extraction.layers": 1024, "extraction.sites": 5}
+# Rules JobConfig enforces in validators, restated for the API server.
+ITEM_MINIMUMS: dict[str, int] = {"extraction.layers": 0}
+SET_LISTS: tuple[str, ...] = ("extraction.layers", "extraction.sites")
+SECTION_RULES: dict[str, list[Schema]] = {
+    "batching": [
+        {
+            "rule": "self.tokensPerBatch >= self.maxSeqLen",
+            "message": "tokensPerBatch must be >= maxSeqLen so the longest prompt fits",
+            "fieldPath": ".tokensPerBatch",
+        }
+    ],
+}
+# Sections whose change would change the bytes written (or where they go): immutable.
+IMMUTABLE: tuple[str, ...] = (*render.SHARED_SECTIONS, "topology", "queueName")
+
+_DROP = {"title", "additionalProperties"}
+
+
+def _resolve(node: Schema, defs: Schema) -> Schema:
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+        return _resolve(merged, defs)
+    return node
+
+
+def openapi_from_json_schema(node: Schema, defs: Schema) -> Schema:
+    """Convert one pydantic JSON-schema node to a structural OpenAPI v3 schema."""
+    node = _resolve(node, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express anyOf {node['anyOf']} structurally")
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        node = {**_resolve(options[0], defs), **rest}
+        if node.get("default", 0) is None:
+            del node["default"]
+    out: Schema = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "properties":
+            out["properties"] = {k: openapi_from_json_schema(v, defs) for k, v in value.items()}
+        elif key == "items":
+            out["items"] = openapi_from_json_schema(value, defs)
+        else:
+            out[key] = copy.deepcopy(value)
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    return out
+
+
+def _walk(schema: Schema, path: str) -> Schema:
+    node = schema
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def shared_sections(job_config_schema: Schema) -> Schema:
+    """The spec properties shared with the job config, with the CRD-only additions applied."""
+    defs = job_config_schema.get("$defs", {})
+    props = job_config_schema["properties"]
+    sections = {k: openapi_from_json_schema(props[k], defs) for k in render.SHARED_SECTIONS}
+    root = {"properties": sections}
+    for path, text in DESCRIPTIONS.items():
+        _walk(root, path).setdefault("description", text)
+    for path, n in MAX_LENGTHS.items():
+        _walk(root, path)["maxLength"] = n
+    for path, n in MAX_ITEMS.items():
+        _walk(root, path)["maxItems"] = n
+    for path, n in ITEM_MINIMUMS.items():
+        _walk(root, path)["items"]["minimum"] = n
+    for path in SET_LISTS:
+        _walk(root, path)["x-kubernetes-list-type"] = "set"
+    for path, rules in SECTION_RULES.items():
+        _walk(root, path).setdefault("x-kubernetes-validations", []).extend(copy.deepcopy(rules))
+    return sections
+
+
+def _int_or_string_map(description: str) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+        },
+    }
+
+
+def _cel_string_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+
+def topology_schema() -> Schema:
+    by_accelerator = ", ".join(
+        f"'{g.accelerator}': {_cel_string_list(g.single_host + g.multi_host)}"
+        for g in tpu.GENERATIONS
+    )
+    return {
+        "type": "object",
+        "description": "Where the pods run: exactly one of tpu (GKE TPU slices) or cpu (any cluster).",
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.tpu) != has(self.cpu)",
+                "message": "set exactly one of topology.tpu or topology.cpu",
+            }
+        ],
+        "properties": {
+            "tpu": {
+                "type": "object",
+                "description": "GKE TPU slices; each slice is one indexed Job with one pod per TPU host.",
+                "required": ["accelerator", "topology"],
+                "x-kubernetes-validations": [
+                    {
+                        "rule": f"self.topology in {{{by_accelerator}}}[self.accelerator]",
+                        "message": "topology is not offered for this accelerator (see docs/operator.md for the table)",
+                        "fieldPath": ".topology",
+                    }
+                ],
+                "properties": {
+                    "accelerator": {
+                        "type": "string",
+                        "enum": list(tpu.ACCELERATORS),
+                        "description": "The value of the node label cloud.google.com/gke-tpu-accelerator.",
+                    },
+                    "topology": {
+                        "type": "string",
+                        "maxLength": 16,
+                        "description": "Chip arrangement of one slice, e.g. 4x4 or 2x2x2.",
+                    },
+                    "slices": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 64,
+                        "default": 1,
+                        "description": "Independent slices; unit u runs on slice u % slices.",
+                    },
+                    "spot": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Run on Spot VMs (selector and toleration cloud.google.com/gke-spot).",
+                    },
+                },
+            },
+            "cpu": {
+                "type": "object",
+                "description": "CPU pods for kind and local clusters, with the JAX coordinator environment.",
+                "properties": {
+                    "hosts": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 64,
+                        "default": 1,
+                        "description": "Pods (JAX processes) per slice.",
+                    },
+                    "slices": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 64,
+                        "default": 1,
+                        "description": "Independent slices; unit u runs on slice u % slices.",
+                    },
+                    "resources": {
+                        "type": "object",
+                        "description": "Container resources of each pod (requests and limits).",
+                        "properties": {
+                            "requests": _int_or_string_map(
+                                "Minimum resources, e.g. cpu: 1, memory: 4Gi."
+                            ),
+                            "limits": _int_or_string_map("Maximum resources, e.g. memory: 6Gi."),
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _mesh_rule() -> Schema:
+    chips = {t: tpu.chips_in(t) for g in tpu.GENERATIONS for t in g.single_host + g.multi_host}
+    table = "{" + ", ".join(f"'{t}': {n}" for t, n in sorted(chips.items())) + "}"
+    return {
+        "rule": (
+            "!has(self.topology.tpu) || !(self.topology.tpu.topology in "
+            f"{table}) || {table}[self.topology.tpu.topology] % self.mesh.model == 0"
+        ),
+        "message": "mesh.model must divide the number of TPU chips in one slice",
+        "fieldPath": ".mesh.model",
+    }
+
+
+def spec_schema(job_config_schema: Schema) -> Schema:
+    props: Schema = {
+        "image": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "Job image running `arcx run`; defaults to the operator's --default-job-image.",
+        },
+        "imagePullPolicy": {
+            "type": "string",
+            "enum": ["Always", "IfNotPresent", "Never"],
+            "default": render.DEFAULT_PULL_POLICY,
+            "description": "Pull policy of the job container.",
+        },
+        "serviceAccountName": {
+            "type": "string",
+            "maxLength": 253,
+            "description": "Service account of the job pods (e.g. bound to a GCS-reading identity).",
+        },
+        **shared_sections(job_config_schema),
+        "topology": topology_schema(),
+        "maxRestarts": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 1000,
+            "default": render.DEFAULT_MAX_RESTARTS,
+            "description": "Restarts after crashes before the job fails; preemptions do not count.",
+        },
+        "suspend": {
+            "type": "boolean",
+            "default": False,
+            "description": "Suspend (true) or resume (false) the job's pods.",
+        },
+        "queueName": {
+            "type": "string",
+            "maxLength": 63,
+            "description": "Kueue LocalQueue; the JobSet is created suspended and Kueue admits it.",
+        },
+        "ttlSecondsAfterFinished": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Delete the JobSet (and its pods) this long after it finishes.",
+        },
+    }
+    for name in IMMUTABLE:
+        props[name].setdefault("x-kubernetes-validations", []).append(
+            {
+                "rule": "self == oldSelf",
+                "message": f"{name} is immutable once set; create a new ArcExtractionJob instead",
+            }
+        )
+    return {
+        "type": "object",
+        "description": "What to extract, from which model and tasks, where to write it and on what hardware.",
+        "required": ["model", "dataset", "extraction", "output", "topology"],
+        "x-kubernetes-validations": [_mesh_rule()],
+        "properties": props,
+    }
+
+
+def status_schema() -> Schema:
+    condition = {
+        "type": "object",
+        "required": ["type", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        },
+    }
+    count = {"type": "integer", "format": "int64", "minimum": 0}
+    return {
+        "type": "object",
+        "description": "Observed state, written by the operator.",
+        "properties": {
+            "phase": {
+                "type": "string",
+                "enum": ["Pending", "Running", "Succeeded", "Failed", "Suspended"],
+            },
+            "conditions": {
+                "type": "array",
+                "items": condition,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "jobSetName": {"type": "string"},
+            "restarts": {"type": "integer", "minimum": 0},
+            "progress": {
+                "type": "object",
+                "properties": {
+                    "unitsTotal": count,
+                    "unitsCommitted": count,
+                    "tasksDone": count,
+                    "tokens": count,
+                    "summary": {"type": "string"},
+                },
+            },
+            "startTime": {"type": "string", "format": "date-time"},
+            "completionTime": {"type": "string", "format": "date-time"},
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        },
+    }
+
+
+def build_crd(job_config_schema: Schema) -> Schema:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": c.CRD_NAME},
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "shortNames": list(c.SHORT_NAMES),
+                "categories": list(c.CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {
+                            "name": "Progress",
+                            "type": "string",
+                            "jsonPath": ".status.progress.summary",
+                        },
+                        {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A batch run of a language model over ARC tasks that records activations.",
+                            "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"size(self.metadata.name) <= {c.MAX_NAME_LENGTH}",
+                                    "message": f"metadata.name must be at most {c.MAX_NAME_LENGTH} characters (pod hostnames derive from it)",
+                                }
+                            ],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(job_config_schema),
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

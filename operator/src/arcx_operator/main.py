@@ -1,0 +1,202 @@
+"""`arcx-operator`: the operator process (kopf + the official kubernetes client).
+
+Starts the health/metrics endpoint, waits to become leader on a Lease (unless disabled),
+then runs kopf with the reconcile handlers until stopped or leadership is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from arcx_operator import __version__, handlers
+from arcx_operator import constants as c
+from arcx_operator.kube import Kube
+from arcx_operator.leader import LeaderElector
+from arcx_operator.observability import Health, Metrics, configure_logging, serve
+from arcx_operator.progress import ProgressReader
+
+log = logging.getLogger("arcx_operator")
+
+EXIT_CONFIG = 2
+EXIT_LOST_LEADERSHIP = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="arcx-operator",
+        description="Reconcile ArcExtractionJob resources into ConfigMaps and JobSets.",
+    )
+    p.add_argument("--version", action="version", version=f"arcx-operator {__version__}")
+    p.add_argument(
+        "--kubeconfig",
+        default=env("KUBECONFIG"),
+        help="kubeconfig file; in-cluster config when omitted",
+    )
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); all namespaces when omitted",
+    )
+    p.add_argument(
+        "--default-job-image",
+        default=env("ARCX_DEFAULT_JOB_IMAGE"),
+        help="job image for resources without spec.image",
+    )
+    p.add_argument(
+        "--health-address", default="0.0.0.0", help="bind address of /healthz, /readyz, /metrics"
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=int(env("ARCX_HEALTH_PORT", "8080")),
+        help="port of /healthz, /readyz and /metrics (0 disables)",
+    )
+    p.add_argument(
+        "--sync-interval",
+        type=float,
+        default=5.0,
+        help="seconds between level-triggered status syncs of each resource",
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        help="read each output store at most this often (seconds)",
+    )
+    p.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a Lease so only one replica acts (default on)",
+    )
+    p.add_argument("--lease-name", default="arcx-operator")
+    p.add_argument("--lease-namespace", default=env("POD_NAMESPACE", "default"))
+    p.add_argument("--lease-duration", type=int, default=15, help="seconds")
+    p.add_argument("--identity", default=env("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+    p.add_argument("--log-format", choices=["json", "text"], default="json")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def _load_kube_config(kubeconfig: str | None) -> None:
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig)
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf logs in through the same file
+    else:
+        config.load_incluster_config()
+
+
+def _settings(settings: kopf.OperatorSettings, args: argparse.Namespace) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{c.GROUP}/finalizer"
+    settings.posting.reporting_component = "arcx-operator"
+    settings.posting.reporting_instance = args.identity
+    settings.posting.level = logging.WARNING  # Events come from the handlers, not kopf's logs
+    # Re-open watches regularly so a silently dead connection cannot stall us (kopf#1276).
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.watching.inactivity_timeout = 600
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
+    try:
+        _load_kube_config(args.kubeconfig)
+    except config.ConfigException as err:
+        where = args.kubeconfig or "the in-cluster service account"
+        log.error(f"cannot load Kubernetes credentials from {where}: {err}; pass --kubeconfig")
+        return EXIT_CONFIG
+    metrics, health = Metrics(), Health()
+    if args.health_port:
+        serve(args.health_address, args.health_port, metrics, health)
+    ctx = handlers.Context(
+        kube=Kube(client.ApiClient()),
+        metrics=metrics,
+        health=health,
+        progress=ProgressReader(min_interval_s=args.progress_interval),
+        default_image=args.default_job_image,
+    )
+    registry = kopf.OperatorRegistry()
+    handlers.install(registry, ctx, args.sync_interval)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        _settings(settings, args)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    stop = threading.Event()
+    lost = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    health.ready.set()
+
+    elector = None
+    if args.leader_election:
+        coord = client.CoordinationV1Api(client.ApiClient())
+        elector = LeaderElector(
+            coord,
+            args.lease_name,
+            args.lease_namespace,
+            args.identity,
+            lease_duration_s=args.lease_duration,
+        )
+
+        def on_lost() -> None:
+            metrics.leader.set(0)
+            lost.set()
+            stop.set()
+
+        elector.start(on_acquired=lambda: None, on_lost=on_lost)
+        log.info(
+            "waiting for leadership", extra={"lease": f"{args.lease_namespace}/{args.lease_name}"}
+        )
+        while not elector.is_leader.wait(1.0):
+            if stop.is_set():
+                return 0
+    metrics.leader.set(1)
+    health.leading.set()
+    health.heartbeat()
+    log.info(
+        "starting reconcile loop", extra={"identity": args.identity, "namespaces": args.namespace}
+    )
+    ns_kwargs: dict[str, Any] = (
+        {"namespaces": args.namespace} if args.namespace else {"clusterwide": True}
+    )
+    try:
+        asyncio.run(kopf.operator(registry=registry, standalone=True, stop_flag=stop, **ns_kwargs))
+    finally:
+        if elector is not None:
+            elector.stop()
+    if lost.is_set():
+        log.error("exiting: leadership lost")
+        return EXIT_LOST_LEADERSHIP
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

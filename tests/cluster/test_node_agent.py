@@ -1,0 +1,205 @@
+"""The local control plane and its test node agent behave as a kubelet would, seen through
+the API: pods run with their environment, report exit codes and termination messages, find
+each other by hostname, and are killed with SIGTERM when evicted (preempted).
+
+The node agent is a stand-in for the kubelet and container runtime (none can run here);
+everything else in these tests is the real control plane."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from hack.cluster.cluster import Cluster
+from hack.cluster.kubeapi import Obj, pod_path
+from hack.cluster.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _pod(name: str, script: str, **spec: Any) -> Obj:
+    container = {
+        "name": "main",
+        "image": "ignored",
+        "command": [sys.executable, "-c", textwrap.dedent(script)],
+        **spec.pop("container", {}),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, **spec.pop("metadata", {})},
+        "spec": {"restartPolicy": "Never", "containers": [container], **spec},
+    }
+
+
+def _terminated(cluster: Cluster, ns: str, name: str) -> Obj:
+    def done() -> Obj | None:
+        pod = cluster.kube.get(pod_path(ns, name))
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return pod
+        return None
+
+    return wait_for(f"pod {ns}/{name} to terminate", done, timeout=60)
+
+
+def test_nodes_registered(local_cluster: Cluster) -> None:
+    nodes = local_cluster.kube.get("/api/v1/nodes")["items"]
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    assert {"cpu-0", "cpu-1"} <= set(by_name)
+    tpu = by_name["gke-v5e-4x4-spot-0"]
+    assert (
+        tpu["metadata"]["labels"]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v5-lite-podslice"
+    )
+    assert tpu["metadata"]["labels"]["cloud.google.com/gke-spot"] == "true"
+    assert tpu["status"]["allocatable"]["google.com/tpu"] == "4"
+    assert tpu["spec"]["taints"][0]["key"] == "google.com/tpu"
+    ready = [c for c in by_name["cpu-0"]["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+
+
+def test_pod_runs_with_env_volumes_and_reports_failure(
+    local_cluster: Cluster, namespace: str
+) -> None:
+    kube = local_cluster.kube
+    kube.create(
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"metadata": {"name": "cfg"}, "data": {"job.yaml": "hello: world\n"}},
+    )
+    script = """
+        import os, socket, sys
+        print("index", os.environ["IDX"], "slice", os.environ["SLICE"], "pod", os.environ["POD"])
+        print("ip", os.environ["POD_IP"], "expanded", os.environ["EXPANDED"])
+        print("config", open("/etc/arcx/job.yaml").read().strip())
+        print("hostname", socket.gethostname())
+        sys.exit(3)
+    """
+    env = [
+        {
+            "name": "IDX",
+            "valueFrom": {
+                "fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                }
+            },
+        },
+        {"name": "SLICE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['slice']"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "EXPANDED", "value": "$(POD)-x"},
+    ]
+    pod = _pod(
+        "runner",
+        script,
+        metadata={
+            "labels": {"slice": "7"},
+            "annotations": {"batch.kubernetes.io/job-completion-index": "2"},
+        },
+        hostname="host-a",
+        container={
+            "env": env,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/arcx", "readOnly": True}],
+        },
+        volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}],
+    )
+    kube.create(pod_path(namespace), pod)
+    done = _terminated(local_cluster, namespace, "runner")
+    assert done["status"]["phase"] == "Failed"
+    assert done["spec"]["nodeName"].startswith("cpu-")
+    term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 3
+    assert term["reason"] == "Error"
+    msg = term["message"]
+    ip = done["status"]["podIP"]
+    assert ip.startswith("127.0.")
+    assert "index 2 slice 7 pod runner" in msg
+    assert f"ip {ip} expanded runner-x" in msg
+    assert "config hello: world" in msg
+    assert "hostname host-a" in msg
+
+
+def test_pod_hostnames_resolve_for_other_pods(local_cluster: Cluster, namespace: str) -> None:
+    server = """
+        import os, socket
+        s = socket.socket(); s.bind((os.environ["POD_IP"], 7000)); s.listen()
+        c, _ = s.accept(); c.sendall(b"hello from " + socket.gethostname().encode()); c.close()
+    """
+    client = """
+        import socket, time
+        for _ in range(200):
+            try:
+                c = socket.create_connection(("srv-0.grp", 7000), timeout=2); break
+            except OSError:
+                time.sleep(0.1)
+        print(c.recv(100).decode())
+    """
+    ip_env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    kube = local_cluster.kube
+    kube.create(
+        pod_path(namespace),
+        _pod("srv", server, hostname="srv-0", subdomain="grp", container={"env": ip_env}),
+    )
+    kube.create(
+        pod_path(namespace),
+        _pod(
+            "cli",
+            client,
+            subdomain="grp",
+            container={"terminationMessagePolicy": "FallbackToLogsOnError"},
+        ),
+    )
+    srv = _terminated(local_cluster, namespace, "srv")
+    cli = _terminated(local_cluster, namespace, "cli")
+    assert srv["status"]["phase"] == "Succeeded"
+    assert cli["status"]["phase"] == "Succeeded"
+    term = cli["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0
+    assert srv["status"]["podIP"] != cli["status"]["podIP"]
+
+
+def test_eviction_sets_disruption_target_and_sends_sigterm(
+    local_cluster: Cluster, namespace: str
+) -> None:
+    script = """
+        import signal, sys, time
+        def stop(*_):
+            print("got SIGTERM", flush=True); sys.exit(75)
+        signal.signal(signal.SIGTERM, stop)
+        print("running", flush=True)
+        while True:
+            time.sleep(0.1)
+    """
+    kube = local_cluster.kube
+    pod = _pod(
+        "victim",
+        script,
+        metadata={"finalizers": ["arcx.dev/test-hold"]},
+        container={"terminationMessagePolicy": "FallbackToLogsOnError"},
+    )
+    kube.create(pod_path(namespace), pod)
+    wait_for(
+        "the pod to run",
+        lambda: kube.get(pod_path(namespace, "victim")).get("status", {}).get("phase") == "Running",
+    )
+    kube.create(
+        pod_path(namespace, "victim", "eviction"),
+        {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": "victim", "namespace": namespace},
+        },
+    )
+    done = _terminated(local_cluster, namespace, "victim")
+    conds = {c["type"]: c for c in done["status"]["conditions"]}
+    assert conds["DisruptionTarget"]["status"] == "True"
+    term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 75
+    assert "got SIGTERM" in term["message"]
+    kube.patch(
+        pod_path(namespace, "victim"),
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )

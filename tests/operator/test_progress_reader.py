@@ -1,0 +1,196 @@
+"""Progress from a real activation store, written with the runner's own code
+(arcx.runner.manifest / commit, arcx.storage) and read back by the operator's reader."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arcx.config import parse_config
+from arcx.runner import layout as runner_layout
+from arcx.runner.commit import FileInfo, build_marker, commit_unit
+from arcx.runner.manifest import ModelFacts, build_manifest, ensure_manifest
+from arcx.runner.plan import plan_units
+from arcx.storage.open import open_storage
+from arcx_operator import store_layout
+from arcx_operator.progress import (
+    GcsReader,
+    LocalReader,
+    ProgressReader,
+    StoreReadError,
+    reader_for,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_layout_names_match_the_runner() -> None:
+    assert store_layout.MANIFEST == runner_layout.MANIFEST
+    assert store_layout.UNITS_DIR == runner_layout.UNITS_DIR
+    assert store_layout.MARKER_NAME == runner_layout.MARKER_NAME
+    for unit in (0, 7, 123456):
+        assert store_layout.unit_of_marker(runner_layout.marker_key(unit)) == unit
+    assert store_layout.unit_of_marker(runner_layout.part_key(3, 0)) is None
+
+
+def _write_store(
+    uri: str, num_tasks: int, unit_size: int, committed: dict[int, tuple[int, int]]
+) -> None:
+    """A store with a manifest for ``num_tasks`` and markers for the given units (tasks, tokens)."""
+    storage = open_storage(uri)
+    config = parse_config(
+        {
+            "model": {"source": "/models/tiny"},
+            "dataset": {"source": "/tasks"},
+            "extraction": {"layers": [0]},
+            "output": {"uri": uri, "unitSize": unit_size},
+        }
+    )
+    plan = plan_units(num_tasks, unit_size)
+    manifest = build_manifest(
+        config,
+        dataset_fingerprint="f" * 16,
+        plan=plan,
+        model=ModelFacts(d_model=8, num_layers=2, vocab_size=32),
+    )
+    ensure_manifest(storage, manifest)
+    for unit, (tasks, tokens) in committed.items():
+        part = b"part bytes %d" % unit
+        key = runner_layout.part_key(unit, 0)
+        storage.write_bytes(key, part)
+        marker = build_marker(
+            unit,
+            parts=[FileInfo.of(key, part)],
+            predictions=None,
+            num_tasks=tasks,
+            num_sequences=tasks,
+            num_tokens=tokens,
+            skipped=[],
+        )
+        commit_unit(storage, unit, marker)
+
+
+def test_local_store_progress(tmp_path: Path) -> None:
+    uri = str(tmp_path / "run")
+    _write_store(uri, num_tasks=10, unit_size=4, committed={0: (4, 400), 2: (2, 150)})
+    reader = ProgressReader(min_interval_s=0)
+    assert reader.read(uri) == {"unitsTotal": 3, "unitsCommitted": 2, "tasksDone": 6, "tokens": 550}
+
+
+def test_empty_or_missing_store_reads_as_zero(tmp_path: Path) -> None:
+    reader = ProgressReader(min_interval_s=0)
+    assert reader.read(str(tmp_path / "nothing-yet")) == {
+        "unitsTotal": 0,
+        "unitsCommitted": 0,
+        "tasksDone": 0,
+        "tokens": 0,
+    }
+
+
+def test_reads_are_rate_limited_per_store(tmp_path: Path) -> None:
+    uri = str(tmp_path / "run")
+    _write_store(uri, num_tasks=8, unit_size=4, committed={0: (4, 10)})
+    now = [100.0]
+    calls: list[str] = []
+
+    def factory(u: str) -> LocalReader:
+        calls.append(u)
+        return LocalReader(u)
+
+    reader = ProgressReader(min_interval_s=5, reader_factory=factory, clock=lambda: now[0])
+    assert reader.read(uri)["unitsCommitted"] == 1
+    _write_store(uri, num_tasks=8, unit_size=4, committed={1: (4, 10)})
+    now[0] += 4.9
+    assert reader.read(uri)["unitsCommitted"] == 1, "read again before the interval passed"
+    assert len(calls) == 1
+    now[0] += 0.2
+    assert reader.read(uri)["unitsCommitted"] == 2
+    assert len(calls) == 2
+
+
+def test_markers_outside_the_plan_are_not_counted() -> None:
+    manifest = {"plan": {"units": [[0, 4], [4, 8]]}}
+    markers = {
+        0: {"tasks": 4, "tokens": 1},
+        1: {"tasks": 4, "tokens": 2},
+        9: {"tasks": 4, "tokens": 3},
+    }
+    assert summarize(manifest, markers) == {
+        "unitsTotal": 2,
+        "unitsCommitted": 2,
+        "tasksDone": 8,
+        "tokens": 3,
+    }
+
+
+def test_unsupported_scheme_is_a_clear_error() -> None:
+    with pytest.raises(StoreReadError, match="only gs:// and paths"):
+        reader_for("s3://bucket/run")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real GCS-protocol server (fake-gcs-server, built from its Go module) on loopback."""
+    proc = subprocess.run(
+        [str(REPO / "hack/tools/fake-gcs-server.sh")], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"fake-gcs-server could not be built: {proc.stderr[-2000:]}")
+        pytest.skip(f"fake-gcs-server could not be built: {proc.stderr[-500:]}")
+    binary = proc.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen(
+        [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
+         "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(
+            project="arcx-local",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+        client.create_bucket("progress-test")
+        yield "gs://progress-test"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.gcs
+def test_gcs_store_progress(fake_gcs: str) -> None:
+    uri = f"{fake_gcs}/runs/r1"
+    _write_store(uri, num_tasks=5, unit_size=2, committed={1: (2, 30), 2: (1, 12)})
+    assert isinstance(reader_for(uri), GcsReader)
+    assert ProgressReader(min_interval_s=0).read(uri) == {
+        "unitsTotal": 3,
+        "unitsCommitted": 2,
+        "tasksDone": 3,
+        "tokens": 42,
+    }
