@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "arcx.prompts.commands",
     "arcx.model.commands",
     "arcx.runner.commands",
+    "arcx.sae.commands",
 )
 
 
