@@ -41,6 +41,8 @@ KCM_CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "ttl-after-finished-controller",
     "pod-garbage-collector-controller",
+    # Lifts the not-ready taint the API server puts on new nodes once they report Ready.
+    "node-lifecycle-controller",
 )
 
 

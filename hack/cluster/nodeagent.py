@@ -15,7 +15,7 @@ What it does, as a kubelet would, through the API server:
   under ``unshare --mount --uts`` with its hostname set, its volumes bind-mounted at their
   mountPaths (ConfigMap/Secret keys materialised into a per-pod directory, emptyDir a
   per-pod directory, hostPath the host path itself) and its own ``/etc/hosts``;
-- pod networking is emulated with one loopback address per pod (127.0.x.y, reported as
+- pod networking is emulated with one loopback address per pod (127.n.x.y, reported as
   status.podIP). The agent writes each pod's ``/etc/hosts`` with the DNS names a headless
   Service gives pods that set hostname/subdomain (as JobSet does), so the pods of a JobSet
   find their JAX coordinator. Since processes share the host's network namespace, a pod
@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import queue
+import random
 import re
 import shlex
 import signal
@@ -257,6 +258,7 @@ class NodeAgent:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = threading.Event()
         self.ip_next = 0
+        self.ip_net = random.randint(1, 254)
         self.base_hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         self.bin_dir = str(Path(sys.executable).parent)
 
@@ -423,11 +425,13 @@ class NodeAgent:
     # -- start / finish ----------------------------------------------------------------------
 
     def _alloc_ip(self) -> str:
+        """A free 127.<net>.x.y address; <net> is random per agent so that two control planes
+        on one machine (two test runs) do not hand out the same pod addresses."""
         used = {r.ip for r in self.runs.values()}
         for _ in range(65000):
-            self.ip_next = self.ip_next % 64770 + 1
+            self.ip_next = self.ip_next % 64515 + 1
             a, b = divmod(self.ip_next, 254)
-            ip = f"127.0.{a + 1}.{b + 1}"
+            ip = f"127.{self.ip_net}.{a}.{b + 1}"
             if ip not in used:
                 return ip
         raise RuntimeError("no free loopback address")

@@ -36,6 +36,29 @@ bin_path() { echo "$CACHE/$1-$2/bin/$1"; }
 
 have() { [[ -x "$(bin_path "$1" "$2")" ]]; }
 
+# Kubernetes binaries report the version they were stamped with (helm checks kubeVersion
+# against it); an unstamped build from an older recipe is rebuilt.
+have_kube() {
+  local out
+  have "$1" "$KUBE_VERSION" || return 1
+  if [[ $1 == kubectl ]]; then
+    out=$("$(bin_path "$1" "$KUBE_VERSION")" version --client 2>/dev/null) || return 1
+  else
+    out=$("$(bin_path "$1" "$KUBE_VERSION")" --version 2>/dev/null) || return 1
+  fi
+  [[ $out == *"$KUBE_VERSION"* ]]
+}
+
+kube_ldflags() {
+  local v=${KUBE_VERSION#v} minor flags=""
+  minor=$(echo "$v" | cut -d. -f2)
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$LDFLAGS$flags"
+}
+
 # install_into NAME VERSION SRC: move a freshly built binary into its cache slot atomically.
 install_into() {
   local dest
@@ -58,7 +81,7 @@ build_kube() {
   check_pin "$HERE/k8s" k8s.io/kubernetes "$KUBE_VERSION"
   tmp=$(mktemp -d "$CACHE/.kube.XXXXXX")
   log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBE_VERSION"
-  (cd "$HERE/k8s" && go build -ldflags="$LDFLAGS" -o "$tmp/" \
+  (cd "$HERE/k8s" && go build -ldflags="$(kube_ldflags)" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler)
@@ -73,19 +96,19 @@ build_kubectl() {  # same wrapper module and Go build cache as build_kube
   check_pin "$HERE/k8s" k8s.io/kubernetes "$KUBE_VERSION"
   tmp=$(mktemp -d "$CACHE/.kubectl.XXXXXX")
   log "building kubectl $KUBE_VERSION"
-  (cd "$HERE/k8s" && go build -ldflags="$LDFLAGS" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  (cd "$HERE/k8s" && go build -ldflags="$(kube_ldflags)" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl)
   install_into kubectl "$KUBE_VERSION" "$tmp/kubectl"
   rmdir "$tmp"
 }
 
-# build_wrapped NAME DIR MODULE VERSION PACKAGE: build PACKAGE through the wrapper module in
-# hack/tools/DIR (its go.mod pins MODULE at VERSION; its go.sum pins every dependency).
+# build_wrapped NAME DIR MODULE VERSION PACKAGE [LDFLAGS]: build PACKAGE through the wrapper
+# module in hack/tools/DIR (its go.mod pins MODULE at VERSION; its go.sum pins every dependency).
 build_wrapped() {
   local tmp
   check_pin "$HERE/$2" "$3" "$4"
   tmp=$(mktemp -d "$CACHE/.$1.XXXXXX")
   log "building $1 $4"
-  (cd "$HERE/$2" && go build -ldflags="$LDFLAGS" -o "$tmp/$1" "$5")
+  (cd "$HERE/$2" && go build -ldflags="$LDFLAGS ${6:-}" -o "$tmp/$1" "$5")
   install_into "$1" "$4" "$tmp/$1"
   rmdir "$tmp"
 }
@@ -101,9 +124,9 @@ jobset_crds() {  # the CRDs ship in the module source, in the module cache after
 }
 
 missing=()
-have kube-apiserver "$KUBE_VERSION" && have kube-controller-manager "$KUBE_VERSION" \
-  && have kube-scheduler "$KUBE_VERSION" || missing+=(kube)
-have kubectl "$KUBE_VERSION" || missing+=(kubectl)
+have_kube kube-apiserver && have_kube kube-controller-manager && have_kube kube-scheduler \
+  || missing+=(kube)
+have_kube kubectl || missing+=(kubectl)
 have etcd "$ETCD_VERSION" || missing+=(etcd)
 have jobset "$JOBSET_VERSION" && [[ -f "$CACHE/jobset-$JOBSET_VERSION/crd/jobset.x-k8s.io_jobsets.yaml" ]] \
   || missing+=(jobset)
@@ -122,9 +145,11 @@ for m in "${missing[@]}"; do
     kubectl) build_kubectl ;;
     etcd) build_wrapped etcd etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
     jobset) have jobset "$JOBSET_VERSION" \
-              || build_wrapped jobset jobset sigs.k8s.io/jobset "$JOBSET_VERSION" sigs.k8s.io/jobset
+              || build_wrapped jobset jobset sigs.k8s.io/jobset "$JOBSET_VERSION" sigs.k8s.io/jobset \
+                   "-X sigs.k8s.io/jobset/pkg/version.GitVersion=$JOBSET_VERSION"
             jobset_crds ;;
-    helm) build_wrapped helm helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+    helm) build_wrapped helm helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+            "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
   esac
 done
 log "ready in $((SECONDS - start))s (built: ${missing[*]:-nothing})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,7 +115,7 @@ def test_pod_runs_with_env_volumes_and_reports_failure(
     assert term["reason"] == "Error"
     msg = term["message"]
     ip = done["status"]["podIP"]
-    assert ip.startswith("127.0.")
+    assert ip.startswith("127.") and ip != "127.0.0.1"
     assert "index 2 slice 7 pod runner" in msg
     assert f"ip {ip} expanded runner-x" in msg
     assert "config hello: world" in msg
@@ -140,7 +141,13 @@ def test_pod_hostnames_resolve_for_other_pods(local_cluster: Cluster, namespace:
     kube = local_cluster.kube
     kube.create(
         pod_path(namespace),
-        _pod("srv", server, hostname="srv-0", subdomain="grp", container={"env": ip_env}),
+        _pod(
+            "srv",
+            server,
+            hostname="srv-0",
+            subdomain="grp",
+            container={"env": ip_env, "terminationMessagePolicy": "FallbackToLogsOnError"},
+        ),
     )
     kube.create(
         pod_path(namespace),
@@ -153,22 +160,23 @@ def test_pod_hostnames_resolve_for_other_pods(local_cluster: Cluster, namespace:
     )
     srv = _terminated(local_cluster, namespace, "srv")
     cli = _terminated(local_cluster, namespace, "cli")
-    assert srv["status"]["phase"] == "Succeeded"
-    assert cli["status"]["phase"] == "Succeeded"
+    assert srv["status"]["phase"] == "Succeeded", srv["status"]
+    assert cli["status"]["phase"] == "Succeeded", cli["status"]
     term = cli["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] == 0
     assert srv["status"]["podIP"] != cli["status"]["podIP"]
 
 
 def test_eviction_sets_disruption_target_and_sends_sigterm(
-    local_cluster: Cluster, namespace: str
+    local_cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    script = """
-        import signal, sys, time
+    armed = tmp_path / "armed"
+    script = f"""
+        import pathlib, signal, sys, time
         def stop(*_):
             print("got SIGTERM", flush=True); sys.exit(75)
         signal.signal(signal.SIGTERM, stop)
-        print("running", flush=True)
+        pathlib.Path({str(armed)!r}).write_text("ready")
         while True:
             time.sleep(0.1)
     """
@@ -180,10 +188,7 @@ def test_eviction_sets_disruption_target_and_sends_sigterm(
         container={"terminationMessagePolicy": "FallbackToLogsOnError"},
     )
     kube.create(pod_path(namespace), pod)
-    wait_for(
-        "the pod to run",
-        lambda: kube.get(pod_path(namespace, "victim")).get("status", {}).get("phase") == "Running",
-    )
+    wait_for("the pod's SIGTERM handler", armed.exists)
     kube.create(
         pod_path(namespace, "victim", "eviction"),
         {

@@ -16,6 +16,7 @@ from arcx.model import Capture, ModelLoadError, Qwen2Config, forward, load_model
 from arcx.model.params import load_params
 
 _jit_forward = jax.jit(forward, static_argnums=3)
+BF16 = np.dtype(jax.numpy.bfloat16)
 
 
 def _copy_model(src: Path, dst: Path) -> Path:
@@ -70,18 +71,14 @@ def test_sharded_checkpoint_with_index_loads_the_same_weights(tiny_dir, tmp_path
 
 
 def test_bfloat16_checkpoint_loads_as_float32_and_bfloat16(tiny_dir, tmp_path):
-    import ml_dtypes
-
     d = _copy_model(tiny_dir, tmp_path / "bf16")
     tensors = load_file(str(d / "model.safetensors"))
-    save_file(
-        {k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}, str(d / "model.safetensors")
-    )
+    save_file({k: v.astype(BF16) for k, v in tensors.items()}, str(d / "model.safetensors"))
     f32 = load_model(str(d), mesh=make_mesh(), dtype="float32")
     bf16 = load_model(str(d), mesh=make_mesh(), dtype="bfloat16")
-    want = tensors["model.norm.weight"].astype(ml_dtypes.bfloat16)
+    want = tensors["model.norm.weight"].astype(BF16)
     assert f32.model.norm.weight[...].dtype == np.float32
-    assert bf16.model.norm.weight[...].dtype == np.dtype(ml_dtypes.bfloat16)
+    assert bf16.model.norm.weight[...].dtype == np.dtype(BF16)
     np.testing.assert_array_equal(np.asarray(bf16.model.norm.weight[...]), want)
     np.testing.assert_array_equal(np.asarray(f32.model.norm.weight[...]), want.astype(np.float32))
 

@@ -138,9 +138,14 @@ def test_cel_rules_are_present() -> None:
         assert f"'{g.accelerator}': [" in tpu_rule
         for t in g.single_host + g.multi_host:
             assert f"'{t}'" in tpu_rule
-    for name in (*render.SHARED_SECTIONS, "topology", "queueName"):
+    for name in (*render.SHARED_SECTIONS, "topology"):
         rules = [r["rule"] for r in props[name].get("x-kubernetes-validations", [])]
         assert "self == oldSelf" in rules, f"spec.{name} is not immutable"
+        assert name in spec["required"] or "default" in props[name], f"spec.{name} may be absent"
+    assert any(
+        r.get("fieldPath") == ".queueName" and "oldSelf.queueName" in r["rule"]
+        for r in spec["x-kubernetes-validations"]
+    )
     for name in ("suspend", "maxRestarts", "ttlSecondsAfterFinished", "image"):
         assert "x-kubernetes-validations" not in props[name], f"spec.{name} must stay mutable"
 

@@ -15,14 +15,19 @@ from op_helpers import CHART_DIR, CRD_PATH, REPO
 MANIFESTS = REPO / "manifests"
 
 
+VERSIONS = dict(
+    line.split("=", 1)
+    for line in (REPO / "hack/tools/versions.env").read_text().splitlines()
+    if "=" in line and not line.startswith("#")
+)
+# helm built with `go install` reports Kubernetes v1.20 to templates; name the pinned one.
+KUBE_VERSION = f"--kube-version={VERSIONS['KUBE_VERSION']}"
+
+
 def _helm_path() -> Path:
     if os.environ.get("ARCX_HELM"):
         return Path(os.environ["ARCX_HELM"])
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/tools/versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    versions = VERSIONS
     cache = Path(os.environ.get("ARCX_TOOLS_CACHE", Path.home() / ".cache/arcx-tools"))
     return cache / f"helm-{versions['HELM_VERSION']}" / "bin" / "helm"
 
@@ -48,7 +53,9 @@ def _run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _template(helm: Path, *args: str) -> list[dict[str, Any]]:
-    proc = _run(helm, "template", "arcx", str(CHART_DIR), "--namespace", "arcx-system", *args)
+    proc = _run(
+        helm, "template", "arcx", str(CHART_DIR), "--namespace", "arcx-system", KUBE_VERSION, *args
+    )
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
@@ -183,7 +190,7 @@ def test_leader_election_off(helm: Path) -> None:
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Path, setting: str, field: str) -> None:
-    proc = _run(helm, "template", "arcx", str(CHART_DIR), "--set", setting)
+    proc = _run(helm, "template", "arcx", str(CHART_DIR), KUBE_VERSION, "--set", setting)
     assert proc.returncode != 0, f"--set {setting} was accepted"
     assert field in proc.stderr, proc.stderr
 

@@ -79,7 +79,10 @@ def _wait_phase(
         obj = _get(cluster, ns, name)
         return obj if (obj.get("status") or {}).get("phase") == phase else None
 
-    return wait_for(f"{ns}/{name} to be {phase}", reached, timeout=timeout)
+    try:
+        return wait_for(f"{ns}/{name} to be {phase}", reached, timeout=timeout)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\noperator log:\n{op.tail()}") from None
 
 
 def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:

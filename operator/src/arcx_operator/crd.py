@@ -67,7 +67,10 @@ SECTION_RULES: dict[str, list[Schema]] = {
     ],
 }
 # Sections whose change would change the bytes written (or where they go): immutable.
-IMMUTABLE: tuple[str, ...] = (*render.SHARED_SECTIONS, "topology", "queueName")
+# Each is always present (required or defaulted), so `self == oldSelf` on it always runs.
+IMMUTABLE: tuple[str, ...] = (*render.SHARED_SECTIONS, "topology")
+# Optional fields that may not be added, changed or removed once the resource exists.
+IMMUTABLE_OPTIONAL: tuple[str, ...] = ("queueName",)
 
 _DROP = {"title", "additionalProperties"}
 
@@ -299,11 +302,20 @@ def spec_schema(job_config_schema: Schema) -> Schema:
                 "message": f"{name} is immutable once set; create a new ArcExtractionJob instead",
             }
         )
+    optional_rules = [
+        {
+            "rule": f"has(self.{name}) == has(oldSelf.{name}) && "
+            f"(!has(self.{name}) || self.{name} == oldSelf.{name})",
+            "message": f"{name} is immutable once the resource exists; create a new ArcExtractionJob instead",
+            "fieldPath": f".{name}",
+        }
+        for name in IMMUTABLE_OPTIONAL
+    ]
     return {
         "type": "object",
         "description": "What to extract, from which model and tasks, where to write it and on what hardware.",
         "required": ["model", "dataset", "extraction", "output", "topology"],
-        "x-kubernetes-validations": [_mesh_rule()],
+        "x-kubernetes-validations": [_mesh_rule(), *optional_rules],
         "properties": props,
     }
 

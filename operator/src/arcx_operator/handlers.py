@@ -68,8 +68,9 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
         ctx.kube.ensure_config_map(desired_cm)
         jobset = ctx.kube.get_jobset(namespace, c.jobset_name(name))
         if jobset is None:
-            jobset = ctx.kube.create_jobset(desired_js)
-            log.info("created JobSet", extra={"job": key, "jobset": c.jobset_name(name)})
+            jobset, created = ctx.kube.create_jobset(desired_js)
+            if created:
+                log.info("created JobSet", extra={"job": key, "jobset": c.jobset_name(name)})
         if not _owned_by(jobset, uid):
             obs = st.observe(
                 spec,
@@ -168,8 +169,14 @@ def install(registry: kopf.OperatorRegistry, ctx: Context, sync_interval_s: floa
     kopf.on.create(*resource, id="reconcile", registry=registry)(on_change)
     kopf.on.resume(*resource, id="reconcile", registry=registry)(on_change)
     kopf.on.update(*resource, id="reconcile", registry=registry)(on_change)
-    kopf.timer(*resource, id="sync", interval=sync_interval_s, sharp=False, registry=registry)(
-        on_timer
-    )
+    # The first tick waits one interval so the create handler acts first on a new resource.
+    kopf.timer(
+        *resource,
+        id="sync",
+        interval=sync_interval_s,
+        initial_delay=sync_interval_s,
+        sharp=False,
+        registry=registry,
+    )(on_timer)
     kopf.on.delete(*resource, id="forget", optional=True, registry=registry)(on_delete)
     kopf.on.startup(id="heartbeat", registry=registry)(heartbeat)

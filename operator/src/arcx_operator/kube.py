@@ -48,19 +48,21 @@ class Kube:
                 return None
             raise
 
-    def create_jobset(self, desired: Body) -> Body:
+    def create_jobset(self, desired: Body) -> tuple[Body, bool]:
+        """Create the JobSet; (the JobSet, True) if this call made it, (existing, False) if not."""
         meta = desired["metadata"]
         try:
-            return self.custom.create_namespaced_custom_object(
+            made = self.custom.create_namespaced_custom_object(
                 c.JOBSET_GROUP, c.JOBSET_VERSION, meta["namespace"], c.JOBSET_PLURAL, desired
             )
+            return made, True
         except ApiException as err:
             if err.status != 409:
                 raise
             found = self.get_jobset(meta["namespace"], meta["name"])
             if found is None:
                 raise
-            return found
+            return found, False
 
     def set_jobset_suspend(self, namespace: str, name: str, suspend: bool) -> Body:
         return self.custom.patch_namespaced_custom_object(

@@ -91,12 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_kube_config(kubeconfig: str | None) -> None:
+def _load_kube_config(kubeconfig: str | None, target: client.Configuration | None = None) -> None:
     if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig)
-        os.environ["KUBECONFIG"] = kubeconfig  # kopf logs in through the same file
+        config.load_kube_config(config_file=kubeconfig, client_configuration=target)
     else:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=target)
+
+
+def _connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
+    """kopf's credentials, read afresh from the same source as the client's (tokens rotate)."""
+    cfg = client.Configuration()
+    _load_kube_config(kubeconfig, cfg)
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    scheme, token = None, None
+    if auth:
+        scheme, _, token = auth.partition(" ") if " " in auth else ("Bearer", "", auth)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme=scheme,
+        token=token,
+        default_namespace=None,
+    )
 
 
 def _settings(settings: kopf.OperatorSettings, args: argparse.Namespace) -> None:
@@ -117,6 +138,9 @@ def _settings(settings: kopf.OperatorSettings, args: argparse.Namespace) -> None
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
+    if args.log_level.upper() != "DEBUG":
+        # kopf reports every timer tick at INFO; the handlers log what changes.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         _load_kube_config(args.kubeconfig)
     except config.ConfigException as err:
@@ -141,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
         _settings(settings, args)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return _connection_info(args.kubeconfig)
 
     stop = threading.Event()
     lost = threading.Event()

@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 
 import jax
-import ml_dtypes
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
@@ -107,7 +107,7 @@ _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 _ST_DTYPES: dict[str, np.dtype] = {
     "F32": np.dtype(np.float32),
     "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "BF16": np.dtype(jnp.bfloat16),
     "F64": np.dtype(np.float64),
 }
 
@@ -240,9 +240,11 @@ def check_checkpoint(reader: SafetensorsReader, cfg: Qwen2Config, where: str) ->
     return specs
 
 
-def _placed(src: np.ndarray, spec: ParamSpec, dtype: np.dtype, mesh: Mesh) -> jax.Array:
+def _placed(
+    src: np.ndarray, spec: ParamSpec, dtype: np.dtype, mesh: Mesh, head_dim: int
+) -> jax.Array:
     shape = src.shape[::-1] if spec.transpose else src.shape
-    target = sharding.named_sharding(spec.logical_axes, shape, mesh)
+    target = sharding.named_sharding(spec.logical_axes, shape, mesh, head_dim)
 
     def slice_for(index: tuple[slice, ...]) -> np.ndarray:
         part = src[index[::-1]].T if spec.transpose else src[index]
@@ -261,6 +263,6 @@ def load_params(
     np_dtype = np.dtype(model.dtype)
     for spec in specs:
         _resolve(model, spec.path).set_value(
-            _placed(reader.get(spec.hf_name), spec, np_dtype, mesh)
+            _placed(reader.get(spec.hf_name), spec, np_dtype, mesh, cfg.head_dim)
         )
     return model

@@ -121,14 +121,24 @@ class Attention(nnx.Module):
         return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-        """q [B,Tq,H,hd], k/v [B,Tk,KV,hd], mask [B,Tq,Tk] bool -> o_proj output [B,Tq,D]."""
+        """q [B,Tq,H,hd], k/v [B,Tk,KV,hd], mask [B,Tq,Tk] bool -> o_proj output [B,Tq,D].
+
+        Heads-first layout with the query heads of one KV group stacked along the rows, so
+        both products are plain batched matmuls (on CPU about twice as fast as grouped
+        5-d einsums). The softmax runs in fp32 as in transformers.
+        """
         b, tq, _, hd = q.shape
         groups = self.n_heads // self.n_kv
-        qg = q.reshape(b, tq, self.n_kv, groups, hd)
-        scores = jnp.einsum("bqkgd,bskd->bkgqs", qg, k) * (hd**-0.5)
+        q = q * jnp.asarray(hd**-0.5, q.dtype)
+        qh = jnp.transpose(q, (0, 2, 1, 3)).reshape(b, self.n_kv, groups * tq, hd)
+        kh, vh = jnp.transpose(k, (0, 2, 1, 3)), jnp.transpose(v, (0, 2, 1, 3))
+        scores = jnp.einsum("bkqd,bksd->bkqs", qh, kh).reshape(b, self.n_kv, groups, tq, -1)
         scores = jnp.where(mask[:, None, None], scores.astype(jnp.float32), _MASKED)
-        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        out = jnp.einsum("bkgqs,bskd->bqkgd", probs, v).reshape(b, tq, self.n_heads * hd)
+        probs = (
+            jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, self.n_kv, groups * tq, -1)
+        )
+        out = jnp.einsum("bkqs,bksd->bkqd", probs, vh).reshape(b, self.n_heads, tq, hd)
+        out = jnp.transpose(out, (0, 2, 1, 3)).reshape(b, tq, self.n_heads * hd)
         return out @ self.o_kernel[...]
 
 

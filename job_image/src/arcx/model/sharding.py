@@ -45,19 +45,29 @@ def make_mesh(model_axis: int = 1, devices: Sequence[jax.Device] | None = None) 
     return Mesh(grid, (DATA, MODEL))
 
 
-def partition_spec(logical_axes: Sequence[str], shape: Sequence[int], mesh: Mesh) -> PartitionSpec:
-    """The spec for an array with these logical axes; undividable dimensions are replicated."""
+# Logical axes whose dimension is (number of heads) * head_dim: split only between whole heads.
+HEAD_AXES = ("heads", "kv_heads")
+
+
+def partition_spec(
+    logical_axes: Sequence[str], shape: Sequence[int], mesh: Mesh, head_dim: int = 1
+) -> PartitionSpec:
+    """The spec for an array with these logical axes; a dimension whose units (heads for the
+    head axes, elements otherwise) the mesh axis does not divide is replicated."""
     spec: list[str | None] = []
     for name, size in zip(logical_axes, shape, strict=True):
         axis = LOGICAL_RULES[name]
-        if axis is not None and (mesh.shape[axis] == 1 or size % mesh.shape[axis]):
+        units = size // head_dim if name in HEAD_AXES else size
+        if axis is not None and (mesh.shape[axis] == 1 or units % mesh.shape[axis]):
             axis = None
         spec.append(axis)
     return PartitionSpec(*spec)
 
 
-def named_sharding(logical_axes: Sequence[str], shape: Sequence[int], mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, partition_spec(logical_axes, shape, mesh))
+def named_sharding(
+    logical_axes: Sequence[str], shape: Sequence[int], mesh: Mesh, head_dim: int = 1
+) -> NamedSharding:
+    return NamedSharding(mesh, partition_spec(logical_axes, shape, mesh, head_dim))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

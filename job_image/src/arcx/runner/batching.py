@@ -4,7 +4,7 @@ Pure functions. Every process of a slice computes the same batches from the same
 sequence lengths, so they step through identical programs in the same order.
 
 - Lengths are rounded up to a *bucket* from a small fixed set (geometric, ratio about
-  1.25, multiples of 64, capped at maxSeqLen), so XLA compiles a bounded number of
+  1.5, multiples of 64, capped at maxSeqLen), so XLA compiles a bounded number of
   programs and padding stays small.
 - ``tokensPerBatch`` is the budget of one data shard (a device, or a group of devices
   splitting the model). Each shard's batches are planned without regard to how many
@@ -23,7 +23,7 @@ import numpy as np
 ALIGN = 64
 
 
-def make_buckets(max_seq_len: int, *, smallest: int = 64, ratio: float = 1.25) -> tuple[int, ...]:
+def make_buckets(max_seq_len: int, *, smallest: int = 64, ratio: float = 1.5) -> tuple[int, ...]:
     out: list[int] = []
     size = min(smallest, max_seq_len)
     while size < max_seq_len:
@@ -119,11 +119,11 @@ def answer_width(longest_answer: int, length: int) -> int:
 
 
 def round_count(n: int) -> int:
-    """Round a gathered-token count up to one of 8 steps per power of two (bounded shapes)."""
+    """Round a gathered-token count up to one of 4 steps per power of two (bounded shapes)."""
     if n <= 16:
         return 16
     top = 1 << (n - 1).bit_length()  # next power of two >= n
-    step = top // 16
+    step = top // 8
     return -(-n // step) * step
 
 

@@ -8,8 +8,8 @@
   (``ARCX_GCS_RETRY_DEADLINE`` seconds, default 120). An upload whose response was lost
   and that is retried may then meet its own object: ``create_only`` compares the content
   and reports success when it is the same bytes.
-- Parts larger than ``RESUMABLE_THRESHOLD`` go up as resumable uploads in chunks, so a
-  dropped connection resumes from the last chunk instead of starting over.
+- Parts larger than 8 MiB go up as resumable uploads in chunks of ``RESUMABLE_CHUNK``, so
+  a dropped connection resumes from the last chunk instead of starting over.
 - ``STORAGE_EMULATOR_HOST`` (``http://host:port``) points the client at a GCS-protocol
   server such as fake-gcs-server, with anonymous credentials.
 """
@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 from arcx.storage.base import NotFound, StorageError
 
-RESUMABLE_THRESHOLD = 16 * 1024 * 1024
+# google-cloud-storage sends objects above 8 MiB as resumable uploads (one request below);
+# ours go in chunks of RESUMABLE_CHUNK, each retried on its own.
+RESUMABLE_THRESHOLD = 8 * 1024 * 1024
 RESUMABLE_CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as the protocol requires
 DEFAULT_RETRY_DEADLINE = 120.0
 

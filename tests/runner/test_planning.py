@@ -1,0 +1,162 @@
+"""Pure planning: units, slices, buckets, batches, gathers, the pod environment contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from arcx.config import ConfigError
+from arcx.runner import batching
+from arcx.runner.distributed import read_cluster_env
+from arcx.runner.plan import UnitPlan, plan_units, units_for_slice
+
+
+def test_units_cover_every_task_once_in_order():
+    plan = plan_units(10, 4)
+    assert [(u.index, u.start, u.stop) for u in plan.units] == [(0, 0, 4), (1, 4, 8), (2, 8, 10)]
+    assert UnitPlan.from_json(plan.to_json()) == plan
+    assert plan_units(0, 4).units == ()
+
+
+@given(st.integers(0, 500), st.integers(1, 40), st.integers(1, 6))
+def test_slices_partition_the_units(num_tasks, unit_size, slices):
+    plan = plan_units(num_tasks, unit_size)
+    seen = [u.index for s in range(slices) for u in units_for_slice(plan, s, slices)]
+    assert sorted(seen) == list(range(len(plan.units)))
+    for s in range(slices):
+        assert all(u.index % slices == s for u in units_for_slice(plan, s, slices))
+    assert sum(u.num_tasks for u in plan.units) == num_tasks
+
+
+def test_slice_index_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        units_for_slice(plan_units(4, 1), 2, 2)
+
+
+def test_buckets_are_few_aligned_and_end_at_max():
+    b = batching.make_buckets(8192)
+    assert b[-1] == 8192 and len(b) <= 16
+    assert all(x % 64 == 0 for x in b) and list(b) == sorted(set(b))
+    assert batching.make_buckets(100) == (64, 100)
+    assert batching.bucket_for(65, b) == 128
+    with pytest.raises(ValueError):
+        batching.bucket_for(9000, b)
+
+
+@given(
+    st.lists(st.integers(1, 2048), min_size=0, max_size=60),
+    st.sampled_from([2048, 4096, 16384]),
+    st.sampled_from([1, 2, 4, 8]),
+)
+def test_batches_hold_every_sequence_once_within_budget(lengths, budget, n_shards):
+    buckets = batching.make_buckets(2048)
+    batches = batching.plan_batches(
+        lengths, buckets=buckets, tokens_per_batch=budget, n_shards=n_shards
+    )
+    rows = [r for b in batches for r in b.rows if r is not None]
+    assert sorted(rows) == list(range(len(lengths)))
+    for b in batches:
+        assert b.num_rows % n_shards == 0
+        assert (b.num_rows // n_shards) * b.length <= max(budget, b.length)
+        assert all(lengths[r] <= b.length for r in b.rows if r is not None)
+        assert b.length in buckets
+
+
+@given(st.lists(st.integers(1, 2048), min_size=1, max_size=40))
+def test_each_shard_sees_the_same_batches_whatever_the_shard_count(lengths):
+    """The property that makes activations independent of the topology."""
+    buckets = batching.make_buckets(2048)
+    one = batching.plan_shard_batches(lengths, buckets=buckets, tokens_per_batch=4096)
+
+    def shard_batches(n: int) -> list[tuple[int, tuple]]:
+        out = []
+        for b in batching.plan_batches(lengths, buckets=buckets, tokens_per_batch=4096, n_shards=n):
+            for s in range(n):
+                rows = b.shard_rows(s)
+                if any(r is not None for r in rows):
+                    out.append((b.length, rows))
+        return sorted(out, key=lambda x: min(r for r in x[1] if r is not None))
+
+    expected = sorted(
+        ((b.length, b.rows) for b in one), key=lambda x: min(r for r in x[1] if r is not None)
+    )
+    for n in (2, 4, 8):
+        assert shard_batches(n) == expected
+
+
+def test_gather_keeps_exactly_the_requested_positions_padded_to_a_common_count():
+    batch = batching.Batch(128, (0, 1, None, 2), n_shards=2)
+    keep = [np.arange(5), np.array([3]), np.arange(10, 40)]
+    g = batching.plan_gather(batch, keep)
+    assert g.counts == (6, 30)
+    assert g.rows.shape == g.cols.shape == (2, batching.round_count(30))
+    assert list(g.rows[0, :6]) == [0] * 5 + [1] and list(g.cols[0, :6]) == [0, 1, 2, 3, 4, 3]
+    assert list(g.rows[1, :30]) == [1] * 30 and list(g.cols[1, :30]) == list(range(10, 40))
+    assert g.seq_counts == (((0, 5), (1, 1)), ((2, 30),))
+
+
+def test_round_count_is_bounded_and_never_below_n():
+    values = {batching.round_count(n) for n in range(1, 4097)}
+    assert len(values) <= 4 * 13 + 1
+    assert all(batching.round_count(n) >= n for n in range(1, 5000))
+
+
+def test_positions_rules():
+    assert list(batching.kept_positions("all", 6, 4, (4, 6))) == [0, 1, 2, 3, 4, 5]
+    assert list(batching.kept_positions("prompt", 6, 4, (4, 6))) == [0, 1, 2, 3]
+    assert list(batching.kept_positions("answer", 6, 4, (4, 6))) == [4, 5]
+    assert list(batching.kept_positions("last", 6, 4, (4, 6))) == [3]
+    with pytest.raises(ValueError, match="teacher forcing"):
+        batching.kept_positions("answer", 4, 4, None)
+
+
+def test_answer_width_takes_few_values():
+    assert batching.answer_width(0, 512) == 1
+    assert batching.answer_width(100, 512) == 128
+    assert batching.answer_width(200, 512) == 256
+    assert batching.answer_width(300, 512) == 512
+
+
+def test_pod_environment_contract():
+    assert read_cluster_env({}).num_processes == 1
+    env = read_cluster_env(
+        {"JAX_COORDINATOR_ADDRESS": "h-0.svc:1234", "JAX_NUM_PROCESSES": "4", "JOB_COMPLETION_INDEX": "3",
+         "ARCX_SLICE_INDEX": "1"},
+        slices=2,
+    )  # fmt: skip
+    assert (env.coordinator, env.num_processes, env.process_id, env.slice_index) == (
+        "h-0.svc:1234",
+        4,
+        3,
+        1,
+    )
+    # JAX_PROCESS_ID wins over the Job's completion index
+    env = read_cluster_env(
+        {
+            "JAX_COORDINATOR_ADDRESS": "h:1",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": "0",
+            "JOB_COMPLETION_INDEX": "1",
+        }
+    )
+    assert env.process_id == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}, "needs JAX_COORDINATOR_ADDRESS"),
+        ({"JAX_COORDINATOR_ADDRESS": "nohostport", "JAX_NUM_PROCESSES": "2"}, "not host:port"),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
+            "outside 0..1",
+        ),
+        ({"JAX_NUM_PROCESSES": "two"}, "not an integer"),
+        ({"ARCX_SLICE_INDEX": "1"}, "parallelism.slices=1"),
+    ],
+)
+def test_bad_pod_environment_is_a_config_error(env, message):
+    with pytest.raises(ConfigError, match=message):
+        read_cluster_env(env)
