@@ -11,9 +11,11 @@ tests/operator/test_crd_validation.py, on the same ``cluster`` fixture.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,13 +31,49 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 RUN_TIMEOUT = 420
 
 
-def _phase(cluster: Cluster, ns: str, name: str, *phases: str, timeout: float = RUN_TIMEOUT) -> Obj:
+def _describe(cluster: Cluster, arcx: ArcxSystem, ns: str, name: str) -> Callable[[], str]:
+    """What to look at when a wait times out: the resource's status, its objects and pods,
+    the namespace's recent events, the operator's log."""
+
+    def describe() -> str:
+        kube = cluster.kube
+        obj = kube.get_or_none(aej.aej_path(ns, name))
+        lines = [f"status: {json.dumps((obj or {}).get('status'))}"]
+        lines.append(f"objects: {aej.owned_objects(kube, ns, name)}")
+        for index, pods in aej.pods_by_slice(kube, ns, name).items():
+            for p in pods:
+                st = p.get("status", {})
+                lines.append(
+                    f"pod {p['metadata']['name']} slice {index} node {p['spec'].get('nodeName')} "
+                    f"phase {st.get('phase')} {json.dumps(st.get('containerStatuses'))[:400]}"
+                )
+        events = kube.get(f"/api/v1/namespaces/{ns}/events")["items"][-12:]
+        lines += [f"event {e.get('reason')}: {e.get('message')}" for e in events]
+        if arcx.operator:
+            lines.append("operator log:\n" + arcx.operator.tail(25))
+        return "\n".join(lines)
+
+    return describe
+
+
+def _phase(
+    cluster: Cluster,
+    arcx: ArcxSystem,
+    ns: str,
+    name: str,
+    *phases: str,
+    timeout: float = RUN_TIMEOUT,
+) -> Obj:
     def reached() -> Obj | None:
         obj = aej.get(cluster.kube, ns, name)
         return obj if (obj.get("status") or {}).get("phase") in phases else None
 
     return wait_for(
-        f"{ns}/{name} to reach {'/'.join(phases)}", reached, timeout=timeout, interval=1
+        f"{ns}/{name} to reach {'/'.join(phases)}",
+        reached,
+        timeout=timeout,
+        interval=1,
+        describe=_describe(cluster, arcx, ns, name),
     )
 
 
@@ -76,7 +114,12 @@ def test_deleting_the_resource_removes_everything(
         objs = aej.owned_objects(cluster.kube, namespace, name)
         return objs if all(objs.values()) else None
 
-    before = wait_for("the JobSet, Jobs, pods and ConfigMap", all_exist, timeout=90)
+    before = wait_for(
+        "the JobSet, Jobs, pods and ConfigMap",
+        all_exist,
+        timeout=150,
+        describe=_describe(cluster, arcx, namespace, name),
+    )
     assert len(before["jobs"]) == 2 and len(before["pods"]) == 4, before
     cluster.kube.delete(aej.aej_path(namespace, name))
 
@@ -174,7 +217,7 @@ def reference_run(
     )
     out = shared_dir / "reference"
     aej.create(cluster.kube, ns, aej.cpu_job("reference", model_dir=tiny_model, output=out))
-    done = _phase(cluster, ns, "reference", "Succeeded", "Failed")
+    done = _phase(cluster, arcx, ns, "reference", "Succeeded", "Failed")
     return ns, out, done
 
 
@@ -219,6 +262,7 @@ def test_preempted_pod_resumes_to_identical_output(
         lambda: next(iter(sorted(out.glob("units/*/COMMITTED"))), None),
         timeout=RUN_TIMEOUT,
         interval=0.2,
+        describe=_describe(cluster, arcx, namespace, name),
     )
     marker_mtime = marker.stat().st_mtime_ns
     victims = [p for ps in aej.pods_by_slice(cluster.kube, namespace, name).values() for p in ps]
@@ -231,7 +275,7 @@ def test_preempted_pod_resumes_to_identical_output(
             "metadata": {"name": victim["metadata"]["name"], "namespace": namespace},
         },
     )
-    done = _phase(cluster, namespace, name, "Succeeded", "Failed")
+    done = _phase(cluster, arcx, namespace, name, "Succeeded", "Failed")
     jobset = _jobset(cluster, namespace, name)
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert jobset is not None
@@ -256,7 +300,7 @@ def test_crashing_job_fails_after_max_restarts(
     name = "crasher"
     body = aej.cpu_job(name, model_dir=tiny_model, output=blocker / "out", slices=1, max_restarts=1)
     aej.create(cluster.kube, namespace, body)
-    done = _phase(cluster, namespace, name, "Failed", "Succeeded")
+    done = _phase(cluster, arcx, namespace, name, "Failed", "Succeeded")
     status = done["status"]
     assert status["phase"] == "Failed", status
     jobset = _jobset(cluster, namespace, name)
@@ -278,7 +322,7 @@ def test_config_error_fails_at_once(
     body = aej.cpu_job(name, model_dir=missing, output=shared_dir / "misconfigured", max_restarts=3)
     started = time.monotonic()
     aej.create(cluster.kube, namespace, body)
-    done = _phase(cluster, namespace, name, "Failed", "Succeeded")
+    done = _phase(cluster, arcx, namespace, name, "Failed", "Succeeded")
     assert done["status"]["phase"] == "Failed", done["status"]
     jobset = _jobset(cluster, namespace, name)
     assert jobset is not None
@@ -302,11 +346,16 @@ def test_operator_restart_mid_run(
     name = "survivor"
     out = shared_dir / "survivor"
     aej.create(cluster.kube, namespace, aej.cpu_job(name, model_dir=tiny_model, output=out))
-    first = wait_for("the JobSet", lambda: _jobset(cluster, namespace, name), timeout=90)
+    first = wait_for(
+        "the JobSet",
+        lambda: _jobset(cluster, namespace, name),
+        timeout=150,
+        describe=_describe(cluster, arcx, namespace, name),
+    )
     _kill_operator(cluster, arcx)
     time.sleep(5)
     _restart_operator(cluster, arcx)
-    done = _phase(cluster, namespace, name, "Succeeded", "Failed")
+    done = _phase(cluster, arcx, namespace, name, "Succeeded", "Failed")
     assert done["status"]["phase"] == "Succeeded", done["status"]
     progress = done["status"]["progress"]
     assert progress["unitsCommitted"] == progress["unitsTotal"] == 4

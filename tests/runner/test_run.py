@@ -51,25 +51,23 @@ def arcx(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str
 def test_one_process_writes_a_store_that_verifies(run_store, arc_tasks):
     store = run_store(1, 1)
     manifest = json.loads((store / layout.MANIFEST).read_text())
-    assert len(manifest["plan"]["units"]) == 6 and manifest["dModel"] == 64
+    assert len(manifest["plan"]["units"]) == 8 and manifest["dModel"] == 64
     seqs = harness.sequences(store)
     markers = [json.loads(p.read_text()) for p in sorted((store / "units").glob("*/COMMITTED"))]
-    assert len(markers) == 6
+    assert len(markers) == 8
     skipped = [s for m in markers for s in m["skipped"]]
-    # every test input of the 12 tasks is either stored or reported as too long
-    assert (
-        len(seqs) + len(skipped) == sum(m["sequences"] + len(m["skipped"]) for m in markers) == 12
-    )
+    # every test input of the 8 tasks is either stored or reported as too long
+    assert len(seqs) + len(skipped) == sum(m["sequences"] + len(m["skipped"]) for m in markers) == 8
     assert skipped and all("maxSeqLen" in s["reason"] and s["length"] > 1152 for s in skipped)
     for rows in seqs.values():  # all positions, bf16 [n, 64], token ids aligned
         n = len(rows["token_ids"]) // 4
         assert len(rows["resid_post.1"]) == len(rows["mlp_out.3"]) == n * 64 * 2
     verify = arcx("verify", str(store))
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "6/6 units committed and intact" in verify.stdout
+    assert "8/8 units committed and intact" in verify.stdout
     inspect = arcx("inspect", "--json", str(store))
     summary = json.loads(inspect.stdout)
-    assert summary["tasks"] == 12 and summary["sequences"] == len(seqs)
+    assert summary["tasks"] == 8 and summary["sequences"] == len(seqs)
     assert summary["predictions"] == len(seqs) and summary["accuracy"] is not None
     # every stored row carries exactly d_model x 2 bytes per site and layer, plus a small header
     assert 128 <= summary["bytesPerTokenPerSite"] < 128 * 1.1
@@ -86,9 +84,9 @@ def test_several_processes_store_the_same_activations_as_one(run_store, processe
     parts = sorted(p.name for p in (many_store / "units" / "000000").glob("part-*"))
     assert parts == [layout.part_name(h) for h in range(processes)]
     assert harness.committed_files(many_store).keys() >= {
-        f"predictions/{u:06d}.jsonl" for u in range(6)
+        f"predictions/{u:06d}.jsonl" for u in range(8)
     }
-    for u in range(6):
+    for u in range(8):
         assert (many_store / layout.predictions_key(u)).read_bytes() == (
             run_store(1, 1) / layout.predictions_key(u)
         ).read_bytes()
@@ -109,7 +107,7 @@ def test_rerun_skips_committed_units_and_redoes_uncommitted_ones(
     codes = harness.run(cfg, 1, 1, harness.base_env(jax_cache), tmp_path / "logs")
     assert codes == [0]
     log = harness.logs(tmp_path / "logs")
-    assert '"unitsAlreadyCommitted": 5' in log and '"unitsToDo": 1' in log
+    assert '"unitsAlreadyCommitted": 7' in log and '"unitsToDo": 1' in log
     assert harness.committed_files(store) == reference
 
 

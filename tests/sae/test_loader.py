@@ -201,3 +201,13 @@ def test_unshuffled_mode_is_store_order(store: BuiltStore) -> None:
     )
     acts = np.concatenate(list(loader))
     np.testing.assert_array_equal(acts, store.rows("resid_post", 3))
+
+
+def test_nothing_left_after_exclusion_is_an_error_not_a_hang(store: BuiltStore) -> None:
+    everything = range(640)
+    loader = ActivationLoader(
+        str(store.root), site="resid_post", layer=1, batch_size=8, exclude_token_ids=everything,
+        epochs=None,
+    )  # fmt: skip
+    with pytest.raises(SaeDataError, match="no token outside the excluded ids"):
+        next(iter(loader))

@@ -62,13 +62,22 @@ class RunStats:
 
 
 class StopFlag:
-    """Set by SIGTERM (and SIGINT); read at batch boundaries."""
+    """SIGTERM (and SIGINT) handling.
+
+    While starting up nothing is in flight, so a signal exits at once with PREEMPTED. Once
+    work starts, it only sets a flag that the processes read together between batches. It
+    is installed again after ``jax.distributed.initialize``, whose preemption notifier
+    otherwise takes SIGTERM over.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.working = False
 
     def install(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
+            if not self.working:
+                os._exit(exitcodes.PREEMPTED)
             self.event.set()
 
         signal.signal(signal.SIGTERM, handler)
@@ -267,7 +276,7 @@ class Runner:
         predictions: dict[int, dict[str, Any]] = {}
         pending = None
         for batch in batches:
-            if pending is not None and sync.any_flag(self.stop.set):
+            if sync.any_flag(self.stop.set):
                 raise Preempted()
             nxt = eng.dispatch(batch, *self._inputs(batch, seqs, keep))
             if pending is not None:
@@ -445,9 +454,11 @@ def run_job(config: JobConfig, *, environ: dict[str, str] | None = None) -> int:
         if check is not None:
             check()
         distributed.initialize(cluster)
+        stop.install()
         runner = Runner(config, storage, store, cluster, stop)
         runner.load()
         runner.ensure_manifest()
+        stop.working = True
         stats = runner.run()
     except ConfigError as err:
         print(f"arcx run: configuration error: {err}", file=sys.stderr)

@@ -118,6 +118,7 @@ class ActivationLoader:
         self.excluded = np.asarray(as_id_array(exclude_token_ids), dtype=np.int32)
         self.d_model = self.info.d_model
         self._verified: set[str] = set()
+        self._buffer: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if not self.info.parts:
             raise SaeDataError(
                 f"the store {self.info.uri} has no committed unit yet "
@@ -135,7 +136,15 @@ class ActivationLoader:
     def batches(self) -> Iterator[Batch]:
         epoch = 0
         while self.epochs is None or epoch < self.epochs:
-            yield from self._epoch(epoch)
+            rows = 0
+            for batch in self._epoch(epoch):
+                rows += len(batch.token_ids)
+                yield batch
+            if rows == 0:
+                raise SaeDataError(
+                    f"the committed units of {self.info.uri} hold no token outside the excluded "
+                    f"ids {[int(i) for i in self.excluded]}; nothing to train on"
+                )
             epoch += 1
 
     # -- one epoch ------------------------------------------------------------------
@@ -178,9 +187,13 @@ class ActivationLoader:
             return
         rng = np.random.default_rng([self.seed, epoch])
         cap = self.buffer_tokens
-        acts = np.empty((cap, self.d_model), self.dtype)
-        tokens = np.empty(cap, np.int32)
-        units = np.empty(cap, np.int32)
+        if self._buffer is None:  # allocated once, reused by every epoch
+            self._buffer = (
+                np.empty((cap, self.d_model), self.dtype),
+                np.empty(cap, np.int32),
+                np.empty(cap, np.int32),
+            )
+        acts, tokens, units = self._buffer
         filled = np.zeros(cap, bool)
         free = np.arange(cap)  # slots to fill, in order
         source = self._rows(rng)
