@@ -12,15 +12,21 @@ Needs the binaries of hack/tools/build.sh.
 
 from __future__ import annotations
 
-import argparse
-import collections
-import json
 import os
 import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
+
+# This file is named like the standard library's `operator`, and a script's directory comes
+# first on sys.path: drop it before anything imports `operator`.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

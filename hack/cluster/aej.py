@@ -31,7 +31,7 @@ def cpu_job(
     model_dir: Path,
     output: Path,
     max_tasks: int = 8,
-    unit_size: int = 2,
+    unit_size: int = 1,
     slices: int = 2,
     hosts: int = 2,
     max_restarts: int = 2,

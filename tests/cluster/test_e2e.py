@@ -161,6 +161,11 @@ def test_tpu_samples_land_on_matching_tpu_nodes(
         pytest.skip("needs the fake TPU nodes of the local node agent")
     body = aej.sample(sample)
     name = body["metadata"]["name"]
+    sa = body["spec"].get("serviceAccountName")
+    if sa:  # the samples name the job's ServiceAccount (Workload Identity on GKE)
+        cluster.kube.create(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": sa}}
+        )
     aej.create(cluster.kube, namespace, body)
 
     def scheduled() -> dict[str, list[Obj]] | None:
@@ -170,7 +175,12 @@ def test_tpu_samples_land_on_matching_tpu_nodes(
             return by_slice
         return None
 
-    by_slice = wait_for(f"{slices * hosts} pods of {name} to be scheduled", scheduled, timeout=120)
+    by_slice = wait_for(
+        f"{slices * hosts} pods of {name} to be scheduled",
+        scheduled,
+        timeout=150,
+        describe=_describe(cluster, arcx, namespace, name),
+    )
     assert sorted(by_slice) == [str(i) for i in range(slices)]
     nodes = {n["metadata"]["name"]: n for n in cluster.kube.get("/api/v1/nodes")["items"]}
     used: set[str] = set()
@@ -229,12 +239,12 @@ def test_cpu_sample_succeeds(cluster: Cluster, reference_run: tuple[str, Path, O
     status = done["status"]
     assert status["phase"] == "Succeeded", status
     progress = status["progress"]
-    assert progress["unitsTotal"] == 4  # 8 tasks, 2 per unit
+    assert progress["unitsTotal"] == 8  # 8 tasks, 1 per unit
     assert progress["unitsCommitted"] == progress["unitsTotal"]
     table = cluster.kubectl("get", "aej", "-n", ns).stdout
     header, row = table.splitlines()[:2]
     assert "PHASE" in header and "PROGRESS" in header, table
-    assert "Succeeded" in row and "4/4" in row, table
+    assert "Succeeded" in row and "8/8" in row, table
     verify = _arcx("verify", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -265,8 +275,14 @@ def test_preempted_pod_resumes_to_identical_output(
         describe=_describe(cluster, arcx, namespace, name),
     )
     marker_mtime = marker.stat().st_mtime_ns
-    victims = [p for ps in aej.pods_by_slice(cluster.kube, namespace, name).values() for p in ps]
-    victim = next(p for p in victims if p.get("status", {}).get("phase") == "Running")
+    running = [
+        p
+        for ps in aej.pods_by_slice(cluster.kube, namespace, name).values()
+        for p in ps
+        if p.get("status", {}).get("phase") == "Running"
+    ]
+    assert running, "every pod finished before one could be preempted"
+    victim = running[0]
     cluster.kube.create(
         pod_path(namespace, victim["metadata"]["name"], "eviction"),
         {
@@ -358,7 +374,7 @@ def test_operator_restart_mid_run(
     done = _phase(cluster, arcx, namespace, name, "Succeeded", "Failed")
     assert done["status"]["phase"] == "Succeeded", done["status"]
     progress = done["status"]["progress"]
-    assert progress["unitsCommitted"] == progress["unitsTotal"] == 4
+    assert progress["unitsCommitted"] == progress["unitsTotal"] == 8
     jobsets = aej.owned_objects(cluster.kube, namespace, name)["jobsets"]
     assert jobsets == [name]
     last = _jobset(cluster, namespace, name)

@@ -248,3 +248,20 @@ def test_make_tiny_model_command(tmp_path):
     assert cfg.vocab_size % 64 == 0
     lm = load_model(str(tmp_path / "m"), mesh=make_mesh())
     assert lm.config == cfg and lm.model.lm_head is not None
+
+
+def test_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
+    """The hub endpoint is a loopback port nothing listens on: unreachable, without network."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(
+        ModelLoadError, match="Hugging Face Hub is unreachable and the model is not"
+    ):
+        load_model("hf://arcx-test/tiny-qwen2@main", mesh=make_mesh())

@@ -236,3 +236,22 @@ def test_bfloat16_stays_close_to_fp32_reference(tiny_dir, make_batch):
         / np.abs(out.logits.numpy()).max()
     )
     assert rel_logits < 0.05
+
+
+def test_linear_rope_scaling_matches_transformers(tiny_dir, tmp_path, make_batch):
+    import json
+    import shutil
+
+    d = Path(shutil.copytree(tiny_dir, tmp_path / "linear"))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["rope_parameters"] = {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0}
+    (d / "config.json").write_text(json.dumps(cfg))
+    lm = load_model(str(d), mesh=make_mesh())
+    assert lm.config.rope_type == "linear" and lm.config.rope_factor == 4.0
+    ids, mask = make_batch(lm.config.vocab_size, [20, 20], side="right", seed=12)
+    ours = _jit_forward(lm.model, ids, mask, Capture(("resid_post",), (0,)))
+    ref, out = _hf_sites(_hf_model(d), ids, mask)
+    np.testing.assert_allclose(
+        np.asarray(ours.activations["resid_post.0"]), ref["resid_post.0"], atol=ATOL
+    )
+    np.testing.assert_allclose(np.asarray(ours.logits), out.logits.numpy(), atol=ATOL)

@@ -33,6 +33,10 @@ JOBSET = "/apis/jobset.x-k8s.io/v1alpha2/namespaces/{ns}/jobsets/{name}"
 
 @pytest.fixture(scope="module")
 def ns(cluster: Any) -> Iterator[str]:
+    if not cluster.local:
+        pytest.skip(
+            "on an external cluster the chart's own operator would act on these resources too"
+        )
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_PATH.stem}")
     name = f"op-{uuid.uuid4().hex[:8]}"
@@ -199,3 +203,21 @@ def test_only_one_replica_leads_and_a_standby_takes_over(
     finally:
         first.kill()
         second.stop()
+
+
+def test_a_foreign_config_map_is_not_adopted(
+    cluster: Any, ns: str, operator: OperatorProcess
+) -> None:
+    cluster.kube.create(
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {"metadata": {"name": "clash-config"}, "data": {"job.yaml": "someone else's"}},
+    )
+    body = load_sample("cpu-2x2.yaml")
+    body["metadata"] = {"name": "clash"}
+    _create(cluster, ns, body)
+    obj = _wait_phase(cluster, operator, ns, "clash", "Failed")
+    failed = _conditions(obj)["Failed"]
+    assert failed["reason"] == "InvalidSpec" and "ConfigMap named clash-config" in failed["message"]
+    assert cluster.kube.get_or_none(JOBSET.format(ns=ns, name="clash")) is None
+    cm = cluster.kube.get(f"/api/v1/namespaces/{ns}/configmaps/clash-config")
+    assert cm["data"]["job.yaml"] == "someone else's"

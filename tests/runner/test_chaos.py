@@ -21,7 +21,6 @@ import pytest
 from arcx.runner.verify import verify_store
 from arcx.storage.local import LocalStorage
 from tests.runner import harness
-from tests.runner.test_run import run_store  # noqa: F401 - the shared session fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 

@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,25 +20,6 @@ from arcx.runner import layout
 from tests.runner import harness
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def run_store(tmp_path_factory, tiny_model, arc_tasks, jax_cache) -> Callable[[int, int], Path]:
-    """A finished store for a topology (processes, devices each), run once per session."""
-    done: dict[tuple[int, int], Path] = {}
-
-    def get(processes: int, devices: int) -> Path:
-        if (processes, devices) not in done:
-            wd = tmp_path_factory.mktemp(f"run-{processes}x{devices}")
-            cfg = harness.write_config(
-                wd / "job.yaml", model=tiny_model, tasks=arc_tasks, out=str(wd / "store")
-            )
-            codes = harness.run(cfg, processes, devices, harness.base_env(jax_cache), wd / "logs")
-            assert codes == [0] * processes, harness.logs(wd / "logs")[-3000:]
-            done[(processes, devices)] = wd / "store"
-        return done[(processes, devices)]
-
-    return get
 
 
 def arcx(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -212,3 +192,27 @@ def test_unreachable_store_fails_clearly_and_writes_nothing(
     )  # fmt: skip
     assert code == exitcodes.CRASH
     assert "storage error" in log and "gs://bucket" in log
+
+
+def test_two_slices_share_the_units_and_one_store(
+    run_store, tmp_path, tiny_model, arc_tasks, jax_cache
+):
+    """Each slice is its own JAX cluster and does units u with u % slices == its index."""
+    store = tmp_path / "store"
+    cfg = harness.write_config(
+        tmp_path / "job.yaml",
+        model=tiny_model,
+        tasks=arc_tasks,
+        out=str(store),
+        parallelism={"slices": 2},
+    )
+    assert harness.run(
+        cfg, 1, 1, harness.base_env(jax_cache, ARCX_SLICE_INDEX="1"), tmp_path / "s1"
+    ) == [0]
+    assert sorted(p.parent.name for p in (store / "units").glob("*/COMMITTED")) == [
+        f"{u:06d}" for u in (1, 3, 5, 7)
+    ]
+    assert harness.run(
+        cfg, 1, 1, harness.base_env(jax_cache, ARCX_SLICE_INDEX="0"), tmp_path / "s0"
+    ) == [0]
+    assert harness.committed_files(store) == harness.committed_files(run_store(1, 1))

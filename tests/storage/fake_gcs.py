@@ -96,6 +96,8 @@ class FaultProxy:
         self.drop_next = 0
         self.lose_next = 0
         self.drop_put_number = 0  # drop the n-th PUT (a resumable-upload chunk) from now on
+        self.fail_every = 0  # when set, every n-th request gets a 503
+        self.drop_every = 0  # when set, every n-th request is dropped
         self._puts = 0
         self.requests = 0
         self.injected: list[str] = []
@@ -114,6 +116,11 @@ class FaultProxy:
                 with proxy._lock:
                     proxy.requests += 1
                     action = None
+                    n = proxy.requests
+                    if proxy.drop_every and n % proxy.drop_every == 0:
+                        proxy.drop_next += 1
+                    elif proxy.fail_every and n % proxy.fail_every == 0:
+                        proxy.fail_next += 1
                     if self.command == "PUT" and proxy.drop_put_number:
                         proxy._puts += 1
                     if proxy.drop_put_number and proxy._puts == proxy.drop_put_number:

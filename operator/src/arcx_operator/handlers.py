@@ -58,34 +58,14 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
     jobset: dict[str, Any] | None = None
-    jobset_name: str | None = None
     try:
         desired_cm = render.render_config_map(body)
         desired_js = render.render_jobset(body, ctx.default_image)
     except render.RenderError as err:
         obs = st.observe(spec, None, render_error=str(err))
     else:
-        ctx.kube.ensure_config_map(desired_cm)
-        jobset = ctx.kube.get_jobset(namespace, c.jobset_name(name))
-        if jobset is None:
-            jobset, created = ctx.kube.create_jobset(desired_js)
-            if created:
-                log.info("created JobSet", extra={"job": key, "jobset": c.jobset_name(name)})
-        if not _owned_by(jobset, uid):
-            obs = st.observe(
-                spec,
-                None,
-                render_error=f"a JobSet named {c.jobset_name(name)} already exists and is not "
-                "owned by this resource; delete it or rename the ArcExtractionJob",
-            )
-            jobset = None
-        else:
-            jobset_name = c.jobset_name(name)
-            _sync_suspend(ctx, spec, jobset, namespace, jobset_name)
-            message = None
-            if st.true_condition(jobset, "Failed") is not None:
-                message = ctx.kube.config_error_message(namespace, jobset_name)
-            obs = st.observe(spec, jobset, failure_message=message)
+        obs, jobset = _ensure(ctx, spec, desired_cm, desired_js, uid, key)
+    jobset_name = c.jobset_name(name) if jobset is not None else None
 
     progress = None
     uri = (spec.get("output") or {}).get("uri")
@@ -111,6 +91,43 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
             extra={"job": key, "from": old.get("phase"), "to": new["phase"], "reason": obs.reason},
         )
     return None if new == old else new
+
+
+def _clash(kind: str, name: str) -> str:
+    return (
+        f"a {kind} named {name} already exists and is not owned by this resource; "
+        "delete it or rename the ArcExtractionJob"
+    )
+
+
+def _ensure(
+    ctx: Context,
+    spec: dict[str, Any],
+    desired_cm: dict[str, Any],
+    desired_js: dict[str, Any],
+    uid: str,
+    key: str,
+) -> tuple[st.Observed, dict[str, Any] | None]:
+    """Create what is missing (never touching what runs, but ``suspend``) and observe it."""
+    meta = desired_js["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    cm = ctx.kube.ensure_config_map(desired_cm)
+    if not _owned_by(cm, uid):
+        return st.observe(
+            spec, None, render_error=_clash("ConfigMap", desired_cm["metadata"]["name"])
+        ), None
+    jobset = ctx.kube.get_jobset(namespace, name)
+    if jobset is None:
+        jobset, created = ctx.kube.create_jobset(desired_js)
+        if created:
+            log.info("created JobSet", extra={"job": key, "jobset": name})
+    if not _owned_by(jobset, uid):
+        return st.observe(spec, None, render_error=_clash("JobSet", name)), None
+    _sync_suspend(ctx, spec, jobset, namespace, name)
+    message = None
+    if st.true_condition(jobset, "Failed") is not None:
+        message = ctx.kube.config_error_message(namespace, name)
+    return st.observe(spec, jobset, failure_message=message), jobset
 
 
 def _sync_suspend(
