@@ -151,6 +151,7 @@ class ControlPlane:
             self._start_apiserver(tools, deadline)
             self._write_kubeconfig()
             self._kubectl("apply", "--server-side", "-f", str(tools.jobset_crds))
+            self._wait_jobset_api(deadline)
             self._start_kcm(tools)
             self._start_scheduler(tools)
             self._start_jobset(tools, deadline)
@@ -338,6 +339,20 @@ class ControlPlane:
         if proc.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
+
+    def _wait_jobset_api(self, deadline: float) -> None:
+        """Until JobSets can be listed: the CRD is Established and its storage is ready."""
+        kube = Kube(self.kubeconfig)
+        proc = next(p for p in self._procs if p.name == "kube-apiserver")
+
+        def ok() -> bool:
+            try:
+                kube.get("/apis/jobset.x-k8s.io/v1alpha2/jobsets")
+                return True
+            except (ApiError, OSError):
+                return False
+
+        self._wait(proc, ok, deadline, "waiting for the JobSet API")
 
     def _start_kcm(self, tools: Tools) -> None:
         assert self.pki

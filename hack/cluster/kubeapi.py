@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,14 @@ class Kube:
         if params:
             url += "?" + urlencode(params)
         data = None if body is None else json.dumps(body)
-        r = self.session.request(
-            method, url, data=data, headers={"Content-Type": content_type}, timeout=timeout
-        )
+        for attempt in range(20):
+            r = self.session.request(
+                method, url, data=data, headers={"Content-Type": content_type}, timeout=timeout
+            )
+            # 429: throttled, or a custom resource's storage still initialising; try again.
+            if r.status_code != 429 or attempt == 19:
+                break
+            time.sleep(min(float(r.headers.get("Retry-After", "1") or 1), 5.0))
         if r.status_code >= 300:
             raise ApiError(r.status_code, r.text, f"{method} {path}")
         return r.json() if r.content else {}

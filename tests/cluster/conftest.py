@@ -37,10 +37,12 @@ def local_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def arcx(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArcxSystem]:
     """The chart installed by helm; on the local control plane the operator runs as a local
-    process with the chart's ServiceAccount token (see hack/cluster/arcx_system.py)."""
+    process with the chart's ServiceAccount token (see hack/cluster/arcx_system.py).
+    Module-scoped: the operator must not be running when other modules' tests (the CRD
+    validation tests, tests with their own operator) share the session's cluster."""
     system = start_arcx(cluster, tmp_path_factory.mktemp("arcx-system"))
     yield system
     if system.operator:
