@@ -68,7 +68,12 @@ def _down(args: argparse.Namespace) -> int:
         print(f"no control plane running from {args.workdir}", file=sys.stderr)
         return 1
     pid = int(pid_file.read_text())
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink()
+        print(f"control plane (pid {pid}) was not running", file=sys.stderr)
+        return 0
     for _ in range(120):
         try:
             os.kill(pid, 0)

@@ -10,6 +10,7 @@
 # and kubectl from k8s.io/kubernetes (hack/tools/k8s), etcd from go.etcd.io/etcd/server/v3
 # (hack/tools/etcd), the JobSet controller from sigs.k8s.io/jobset (hack/tools/jobset), helm
 # from helm.sh/helm/v3/cmd/helm (hack/tools/helm). Versions are in versions.env.
+# It then runs hack/tools/fake-gcs-server.sh (the GCS tier's server, its own script).
 # Binaries live outside the work tree in ${ARCX_TOOLS_CACHE:-$HOME/.cache/arcx-tools}/
 # <name>-<version>/bin/<name>; a version bump is a new directory, so stale builds are never used.
 set -euo pipefail
@@ -154,6 +155,12 @@ for m in "${missing[@]}"; do
 done
 log "ready in $((SECONDS - start))s (built: ${missing[*]:-nothing})"
 
+# The GCS tier's server has its own script (it prints the binary's path).
+FAKE_GCS=""
+if [[ -x "$HERE/fake-gcs-server.sh" ]]; then
+  FAKE_GCS=$("$HERE/fake-gcs-server.sh")
+fi
+
 if [[ $MODE == env ]]; then
   echo "ARCX_ETCD=$(bin_path etcd "$ETCD_VERSION")"
   echo "ARCX_KUBE_APISERVER=$(bin_path kube-apiserver "$KUBE_VERSION")"
@@ -163,4 +170,5 @@ if [[ $MODE == env ]]; then
   echo "ARCX_JOBSET=$(bin_path jobset "$JOBSET_VERSION")"
   echo "ARCX_JOBSET_CRDS=$CACHE/jobset-$JOBSET_VERSION/crd"
   echo "ARCX_HELM=$(bin_path helm "$HELM_VERSION")"
+  if [[ -n $FAKE_GCS ]]; then echo "ARCX_FAKE_GCS_SERVER=$FAKE_GCS"; fi
 fi

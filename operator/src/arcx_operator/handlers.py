@@ -183,9 +183,9 @@ def install(registry: kopf.OperatorRegistry, ctx: Context, sync_interval_s: floa
 
         ctx.extra["heartbeat"] = asyncio.create_task(beat())
 
-    kopf.on.create(*resource, id="reconcile", registry=registry)(on_change)
-    kopf.on.resume(*resource, id="reconcile", registry=registry)(on_change)
-    kopf.on.update(*resource, id="reconcile", registry=registry)(on_change)
+    kopf.on.create(*resource, id="reconcile-create", registry=registry)(on_change)
+    kopf.on.resume(*resource, id="reconcile-resume", registry=registry)(on_change)
+    kopf.on.update(*resource, id="reconcile-update", registry=registry)(on_change)
     # The first tick waits one interval so the create handler acts first on a new resource.
     kopf.timer(
         *resource,

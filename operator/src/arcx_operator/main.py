@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import kopf
@@ -30,6 +31,8 @@ log = logging.getLogger("arcx_operator")
 
 EXIT_CONFIG = 2
 EXIT_LOST_LEADERSHIP = 3
+SHUTDOWN_GRACE_S = 10.0
+LOST_GRACE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +139,20 @@ def _settings(settings: kopf.OperatorSettings, args: argparse.Namespace) -> None
     settings.watching.inactivity_timeout = 600
 
 
+def _exit_watchdog(stop: threading.Event, lost: threading.Event) -> None:
+    """Bound the shutdown: kopf may wait long on a dead API server; a replica that lost its
+    lease must stop acting well before another one takes over."""
+
+    def watch() -> None:
+        stop.wait()
+        time.sleep(LOST_GRACE_S if lost.is_set() else SHUTDOWN_GRACE_S)
+        log.error("shutdown is taking too long; exiting now")
+        logging.shutdown()
+        os._exit(EXIT_LOST_LEADERSHIP if lost.is_set() else 0)
+
+    threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
     if args.log_level.upper() != "DEBUG":
@@ -172,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     lost = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    _exit_watchdog(stop, lost)
     health.ready.set()
 
     elector = None

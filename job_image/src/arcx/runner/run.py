@@ -6,9 +6,11 @@ Order of work, and what each failure means:
 2. jax.distributed, mesh, model weights               -> exit 78 when the model cannot load
 3. manifest.json (host 0 creates it or checks it)     -> exit 78 for a store of another job
 4. for each unit of this slice, in plan order: skip it when COMMITTED; else batches ->
-   forward -> every host writes its part -> barrier -> host 0 writes predictions and the
-   marker. SIGTERM is checked (collectively) after every batch -> exit 75 (PREEMPTED)
-   with the current unit abandoned, never half-committed.
+   forward -> every host hands its part to a writer thread and goes on with the next
+   unit; when that unit's batches are done -> barrier (carrying each part's size and
+   sha256, or a write error) -> host 0 writes predictions and the marker. SIGTERM is
+   checked (collectively) before every batch -> the written unit is committed, the one in
+   progress abandoned (never half-committed) -> exit 75 (PREEMPTED).
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ class RunStats:
     @property
     def padding_fraction(self) -> float:
         return 1.0 - self.tokens_real / self.tokens_padded if self.tokens_padded else 0.0
+
+
+@dataclass
+class PendingCommit:
+    """A unit computed and handed to the writer thread, not yet committed."""
+
+    unit: Unit
+    work: UnitWork
+    keep: list[np.ndarray]
+    predictions: dict[int, dict[str, Any]]
+    record: Future[bytes]  # this host's FileInfo as JSON (empty: no part), when written
 
 
 class StopFlag:
@@ -227,7 +240,12 @@ class Runner:
                 unitsToDo=len(todo),
                 unitsAlreadyCommitted=self.stats.units_skipped,
             )
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-prompts") as pool:
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-writer")
+        self.pending_commit: PendingCommit | None = None
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-prompts") as pool,
+            self.writer,
+        ):
             ahead: Future[UnitWork] | None = (
                 pool.submit(self.prompts.unit_work, self.store, todo[0]) if todo else None
             )
@@ -239,10 +257,10 @@ class Runner:
                     if i + 1 < len(todo)
                     else None
                 )
-                self._run_unit(unit, work)
+                self._run_unit(unit, work)  # commits the previous unit on the way
                 self.stats.units_done += 1
-                if sync.any_flag(self.stop.set):
-                    raise Preempted()
+            self._finish_pending()
+        self.stats.seconds = time.monotonic() - started
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
@@ -276,15 +294,25 @@ class Runner:
         predictions: dict[int, dict[str, Any]] = {}
         pending = None
         for batch in batches:
-            if sync.any_flag(self.stop.set):
-                raise Preempted()
+            self._check_stop()
             nxt = eng.dispatch(batch, *self._inputs(batch, seqs, keep))
             if pending is not None:
                 self._collect(eng.fetch(pending), seqs, pieces, predictions)
             pending = nxt
         if pending is not None:
             self._collect(eng.fetch(pending), seqs, pieces, predictions)
-        self._commit(unit, work, keep, pieces, predictions)
+        # The previous unit's part has been uploading while this unit computed: commit it
+        # now, then hand this unit's part to the writer.
+        self._finish_pending()
+        self.pending_commit = self._write_part(unit, work, keep, pieces, predictions)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        """Collective: every process learns whether any got SIGTERM. A unit whose part is
+        already written is committed first; the unit in progress is abandoned."""
+        if sync.any_flag(self.stop.set):
+            self._finish_pending()
+            raise Preempted()
 
     def _inputs(
         self, batch: batching.Batch, seqs: list[Sequence], keep: list[np.ndarray]
@@ -353,14 +381,15 @@ class Runner:
             elif tf is not None:
                 predictions[i] = tf
 
-    def _commit(
+    def _write_part(
         self,
         unit: Unit,
         work: UnitWork,
         keep: list[np.ndarray],
         pieces: dict[int, dict[str, np.ndarray]],
         predictions: dict[int, dict[str, Any]],
-    ) -> None:
+    ) -> PendingCommit:
+        """Assemble this host's part and start writing it in the background."""
         seqs = work.sequences
         mine = sorted(pieces)
         d = self.loaded.config.hidden_size
@@ -384,29 +413,50 @@ class Runner:
             "sequences": [[seqs[i].task_id, seqs[i].test_index] for i in mine],
             "task_ids": sorted({seqs[i].task_id for i in mine}),
         }
-        owns_part = bool(self.engine.owned)
-        record = b""
-        t0 = time.monotonic()
-        if owns_part:
+        key = layout.part_key(unit.index, self.cluster.process_id)
+
+        def write() -> bytes:
+            if not self.engine.owned:
+                return b""
+            t0 = time.monotonic()
             data = shards.encode_part(tensors, meta)
-            key = layout.part_key(unit.index, self.cluster.process_id)
-            self.storage.write_bytes(key, data)
+            try:
+                self.storage.write_bytes(key, data)
+            except StorageError as err:  # told to every process at the barrier
+                return json.dumps({"error": str(err)[: PART_RECORD_BYTES - 64]}).encode()
             self.stats.bytes_written += len(data)
-            record = json.dumps(commit.FileInfo.of(key, data).to_json()).encode()
-        self.stats.write_seconds += time.monotonic() - t0
-        # Barrier: every host has written its part before host 0 sees the records.
-        records = sync.gather_records(record, PART_RECORD_BYTES)
+            self.stats.write_seconds += time.monotonic() - t0
+            return json.dumps(commit.FileInfo.of(key, data).to_json()).encode()
+
         self.stats.tasks += work.num_tasks
         self.stats.sequences += len(seqs)
         self.stats.tokens_kept += sum(len(k) for k in keep)
         self.stats.skipped += work.skipped
         self.progress.add_tokens(work.num_tasks, sum(s.length for s in seqs))
+        return PendingCommit(unit, work, keep, predictions, self.writer.submit(write))
+
+    def _finish_pending(self) -> None:
+        """Commit the unit whose part is being written (collective: every process calls it)."""
+        pc, self.pending_commit = self.pending_commit, None
+        if pc is None:
+            return
+        record = pc.record.result()  # this host's part is written (or the error surfaces)
+        # Barrier: every host has written its part before host 0 sees the records.
+        records = [
+            json.loads(r.rstrip(b"\0"))
+            for r in sync.gather_records(record, PART_RECORD_BYTES)
+            if r.rstrip(b"\0")
+        ]
+        failed = [r["error"] for r in records if "error" in r]
+        if failed:  # every process stops, the unit stays uncommitted
+            raise StorageError(f"unit {pc.unit.index}: a part could not be written: {failed[0]}")
         if not self.is_host0:
             return
-        parts = [commit.FileInfo(**json.loads(r.rstrip(b"\0"))) for r in records if r.rstrip(b"\0")]
+        unit, work = pc.unit, pc.work
+        parts = [commit.FileInfo(**r) for r in records]
         pred_info = None
         if self.config.extraction.teacher_forcing or self.config.generation.max_new_tokens > 0:
-            lines = [json.dumps(predictions[i], sort_keys=True) for i in sorted(predictions)]
+            lines = [json.dumps(pc.predictions[i], sort_keys=True) for i in sorted(pc.predictions)]
             blob = "".join(line + "\n" for line in lines).encode()
             pkey = layout.predictions_key(unit.index)
             self.storage.write_bytes(pkey, blob)
@@ -416,8 +466,8 @@ class Runner:
             parts=parts,
             predictions=pred_info,
             num_tasks=work.num_tasks,
-            num_sequences=len(seqs),
-            num_tokens=sum(len(k) for k in keep),
+            num_sequences=len(work.sequences),
+            num_tokens=sum(len(k) for k in pc.keep),
             skipped=work.skipped,
         )
         log_event("commit-start", unit=unit.index)
