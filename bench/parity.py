@@ -1,6 +1,6 @@
 """How close arcx is to transformers' PyTorch Qwen2 (fp32 reference), in fp32 and bf16.
 
-    python -P bench/parity.py
+    python bench/parity.py
 
 For random tiny checkpoints of the test shapes, runs 2 x 32 random tokens through
 transformers in fp32 (forward hooks give every site at every layer) and through arcx in

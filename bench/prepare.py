@@ -12,19 +12,13 @@ says more about the neighbours than about prepare.
 
 from __future__ import annotations
 
-import sys
-
-# Scripts in bench/ put bench/ first on sys.path; keep a sibling file (bench/operator.py)
-# from shadowing a standard-library module of the same name.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    del sys.path[0]
-
 import argparse
 import json
 import os
 import platform
 import random
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 

@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# System packages the test tiers need: etcd (Debian's etcd-server) for the local control plane.
+# System tools the test tiers need beyond Python and Go. etcd is built from Go by
+# hack/tools/build.sh (Debian's etcd 3.4 is too old for Kubernetes 1.34); the test node agent
+# runs pods under `unshare` (util-linux) and needs root for mount and UTS namespaces.
 set -euo pipefail
-need=()
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if ((${#need[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "missing system packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
-    exit 1
-  fi
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+missing=()
+for cmd in unshare mount go; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+if ((${#missing[@]})); then
+  echo "missing commands: ${missing[*]} (unshare and mount come with util-linux; Go from https://go.dev/dl)" >&2
+  exit 1
 fi
-# etcd-server's Debian package starts a system etcd on 2379; the tests start their own on
-# free ports, so stop it to keep the machine quiet.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd >/dev/null 2>&1 || true; fi
-pkill -f "^/usr/bin/etcd$" >/dev/null 2>&1 || true
+if [[ $(id -u) -ne 0 ]]; then
+  echo "warning: not root; the cluster tests' node agent needs root for mount/UTS namespaces" >&2
+fi

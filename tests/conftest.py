@@ -50,3 +50,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def control_plane(cluster: Cluster) -> Cluster:
     """Alias of ``cluster`` (``.kubeconfig``, ``.kubectl(...)``, ``.kube``)."""
     return cluster
+
+
+@pytest.fixture
+def gcs_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
+    """A google-cloud-storage client for a fresh, in-memory fake-gcs-server on loopback.
+
+    ``STORAGE_EMULATOR_HOST`` points arcx (and the operator's progress reader) at it, with
+    anonymous credentials. The server is the real GCS-protocol one built from its Go module
+    (tests/storage/fake_gcs.py), so preconditions such as ``ifGenerationMatch`` hold."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from tests.storage.fake_gcs import fake_gcs_server
+
+    with fake_gcs_server(tmp_path) as endpoint:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        yield storage.Client(
+            project="arcx-local",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )

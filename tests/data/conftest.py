@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,44 +53,7 @@ def barc_row():
 
 
 @pytest.fixture
-def fake_gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A bucket on a real GCS-protocol server (fake-gcs-server, built by hack/tools) on loopback."""
-    proc = subprocess.run(
-        [str(REPO / "hack/tools/fake-gcs-server.sh")], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"fake-gcs-server could not be built: {proc.stderr[-2000:]}")
-        pytest.skip(f"fake-gcs-server could not be built: {proc.stderr[-500:]}")
-    binary = proc.stdout.strip().splitlines()[-1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
-         "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        client = storage.Client(
-            project="arcx-local",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-        )
-        client.create_bucket("tasks-test")
-        yield "gs://tasks-test"
-    finally:
-        server.terminate()
-        server.wait(10)
+def fake_gcs(gcs_client) -> str:
+    """A bucket on the real GCS-protocol server of the root ``gcs_client`` fixture."""
+    gcs_client.create_bucket("tasks-test")
+    return "gs://tasks-test"

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -19,51 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.gcs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def gcs_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
-    """A client for a fresh fake-gcs-server; STORAGE_EMULATOR_HOST points arcx at it."""
-    proc = subprocess.run(
-        [str(REPO / "hack/tools/fake-gcs-server.sh")], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"fake-gcs-server could not be built: {proc.stderr[-2000:]}")
-        pytest.skip(f"fake-gcs-server could not be built: {proc.stderr[-500:]}")
-    port = _free_port()
-    server = subprocess.Popen(
-        [proc.stdout.strip().splitlines()[-1], "-scheme", "http", "-host", "127.0.0.1",
-         "-port", str(port), "-backend", "memory", "-public-host", f"127.0.0.1:{port}",
-         "-log-level", "error"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
-        monkeypatch.setenv("ARCX_MODEL_CACHE", str(tmp_path / "cache"))
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        yield storage.Client(
-            project="arcx-local",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-        )
-    finally:
-        server.terminate()
-        server.wait(10)
+@pytest.fixture(autouse=True)
+def _model_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ARCX_MODEL_CACHE", str(tmp_path / "cache"))
 
 
 def test_model_loads_from_gcs_like_from_disk(gcs_client, tiny_dir):

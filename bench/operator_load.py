@@ -1,6 +1,6 @@
 """Operator benchmark on the local control plane: N ArcExtractionJobs applied at once.
 
-    python bench/operator.py [--jobs 50]
+    python bench/operator_load.py [--jobs 50]
 
 Prints: seconds from the first create until every JobSet exists; API requests the operator
 made per resource (from the API server's audit log, by the operator ServiceAccount's
