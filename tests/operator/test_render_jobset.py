@@ -228,12 +228,57 @@ def test_everything_is_owned_by_the_resource() -> None:
 
 
 def test_config_map_is_mounted_where_arcx_run_reads_it() -> None:
-    body = as_stored(load_sample("cpu-2x2.yaml"))
+    body = as_stored(load_sample("tpu-v5e-16.yaml"))
     pod = _pod(render_jobset(body))
     (volume,) = pod["volumes"]
     assert volume["configMap"]["name"] == render_config_map(body)["metadata"]["name"]
     (mount,) = pod["containers"][0]["volumeMounts"]
     assert (mount["name"], mount["mountPath"]) == (volume["name"], "/etc/arcx")
+
+
+def test_spec_volumes_and_mounts_follow_the_config_volume() -> None:
+    body = as_stored(load_sample("cpu-2x2.yaml"))
+    body["spec"]["volumes"] = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "arcx-data"}},
+        {"name": "models", "csi": {"driver": "gcsfuse.csi.storage.gke.io", "readOnly": True}},
+    ]
+    body["spec"]["volumeMounts"] = [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "models", "mountPath": "/models", "readOnly": True, "subPath": "qwen"},
+    ]
+    pod = _pod(render_jobset(body))
+    assert [v["name"] for v in pod["volumes"]] == [c.CONFIG_VOLUME, "data", "models"]
+    assert pod["volumes"][1:] == body["spec"]["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert mounts[0] == {"name": c.CONFIG_VOLUME, "mountPath": c.CONFIG_DIR, "readOnly": True}
+    assert mounts[1:] == body["spec"]["volumeMounts"]
+    # The job config is unchanged by volumes: they are pod options, not job config.
+    assert "volumes" not in job_config(body["spec"])
+
+
+def test_env_node_selector_and_tolerations_pass_through() -> None:
+    body = as_stored(load_sample("tpu-v5e-16.yaml"))
+    body["spec"]["env"] = [{"name": "XLA_FLAGS", "value": "--xla_dump_to=/tmp"}]
+    body["spec"]["nodeSelector"] = {"pool": "big", c.TPU_TOPOLOGY_SELECTOR: "1x1"}
+    extra = {"key": "dedicated", "operator": "Equal", "value": "arcx", "effect": "NoSchedule"}
+    body["spec"]["tolerations"] = [extra]
+    pod = _pod(render_jobset(body))
+    env = pod["containers"][0]["env"]
+    assert env[-1] == {"name": "XLA_FLAGS", "value": "--xla_dump_to=/tmp"}
+    assert env[0]["name"] == c.ENV_SLICE_INDEX
+    # The TPU placement wins over a conflicting user selector.
+    assert pod["nodeSelector"][c.TPU_TOPOLOGY_SELECTOR] == "4x4"
+    assert pod["nodeSelector"]["pool"] == "big"
+    assert pod["tolerations"][0]["key"] == c.TPU_RESOURCE and pod["tolerations"][-1] == extra
+
+
+def test_cpu_pods_have_no_selector_unless_asked() -> None:
+    body = as_stored(load_sample("cpu-2x2.yaml"))
+    pod = _pod(render_jobset(body))
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    body["spec"]["nodeSelector"] = {"kubernetes.io/arch": "amd64"}
+    pod = _pod(render_jobset(body))
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
 
 
 def test_default_image_fills_in_and_missing_image_is_an_error() -> None:

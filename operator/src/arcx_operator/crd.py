@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from arcx_operator import constants as c
-from arcx_operator import render, tpu
+from arcx_operator import render, storage, tpu
 
 Schema = dict[str, Any]
 
@@ -239,6 +239,258 @@ def topology_schema() -> Schema:
     }
 
 
+DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_VOLUMES = 16
+MAX_TOLERATIONS = 16
+
+
+def _str(description: str, max_length: int, **extra: Any) -> Schema:
+    return {"type": "string", "maxLength": max_length, "description": description, **extra}
+
+
+def _bool(description: str) -> Schema:
+    return {"type": "boolean", "description": description}
+
+
+def _volume_sources() -> Schema:
+    typed: Schema = {
+        "persistentVolumeClaim": {
+            "type": "object",
+            "description": "A PersistentVolumeClaim in the resource's namespace.",
+            "required": ["claimName"],
+            "properties": {
+                "claimName": _str("Name of the PersistentVolumeClaim.", 253),
+                "readOnly": _bool("Mount the claim read-only."),
+            },
+        },
+        "hostPath": {
+            "type": "object",
+            "description": "A directory or file on the node (kind, single-node clusters).",
+            "required": ["path"],
+            "properties": {
+                "path": _str("Absolute path on the node.", 1024),
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "",
+                        "DirectoryOrCreate",
+                        "Directory",
+                        "FileOrCreate",
+                        "File",
+                        "Socket",
+                        "CharDevice",
+                        "BlockDevice",
+                    ],
+                    "description": "What must exist at path (core/v1 HostPathType).",
+                },
+            },
+        },
+        "emptyDir": {
+            "type": "object",
+            "description": "A scratch directory that lives as long as the pod.",
+            "properties": {
+                "medium": {
+                    "type": "string",
+                    "enum": ["", "Memory"],
+                    "description": "Storage medium: the node's disk (empty) or Memory.",
+                },
+                "sizeLimit": {
+                    "x-kubernetes-int-or-string": True,
+                    "anyOf": [{"type": "integer"}, {"type": "string"}],
+                    "description": "Size limit, e.g. 10Gi.",
+                },
+            },
+        },
+        "csi": {
+            "type": "object",
+            "description": "An inline CSI volume, e.g. driver gcsfuse.csi.storage.gke.io (GCS FUSE).",
+            "required": ["driver"],
+            "properties": {
+                "driver": _str("CSI driver name.", 253),
+                "readOnly": _bool("Mount the volume read-only."),
+                "fsType": _str("Filesystem type, when the driver needs one.", 63),
+                "volumeAttributes": {
+                    "type": "object",
+                    "description": "Driver-specific attributes, e.g. bucketName for GCS FUSE.",
+                    "additionalProperties": {"type": "string"},
+                },
+                "nodePublishSecretRef": {
+                    "type": "object",
+                    "description": "Secret passed to the driver on mount.",
+                    "properties": {"name": _str("Name of the Secret.", 253)},
+                },
+            },
+        },
+    }
+    free = {
+        name: {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "description": f"A core/v1 {name} volume source, passed through as written.",
+        }
+        for name in storage.FREE_SOURCES
+    }
+    return {**typed, **free}
+
+
+def volumes_schema() -> Schema:
+    one_source = "[" + ", ".join(f"has(self.{s})" for s in storage.VOLUME_SOURCES) + "]"
+    return {
+        "type": "array",
+        "maxItems": MAX_VOLUMES,
+        "description": (
+            "Volumes of the job pods (core/v1 Volume), mounted with volumeMounts: a "
+            "PersistentVolumeClaim, hostPath or GCS FUSE CSI volume for a filesystem "
+            "output.uri or a local model.source. Names are unique DNS labels."
+        ),
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"{one_source}.exists_one(x, x)",
+                    "message": "set exactly one volume source: "
+                    + ", ".join(storage.VOLUME_SOURCES),
+                },
+                {
+                    "rule": f"self.name != '{c.CONFIG_VOLUME}'",
+                    "message": f"volume name {c.CONFIG_VOLUME} is reserved for the job config",
+                    "fieldPath": ".name",
+                },
+            ],
+            "properties": {
+                "name": _str(
+                    "Volume name (a DNS label), referenced by volumeMounts[].name.",
+                    63,
+                    pattern=DNS_LABEL,
+                ),
+                **_volume_sources(),
+            },
+        },
+    }
+
+
+def volume_mounts_schema() -> Schema:
+    return {
+        "type": "array",
+        "maxItems": MAX_VOLUMES,
+        "description": (
+            "Mounts of spec.volumes into the job container (core/v1 VolumeMount). A "
+            f"filesystem output.uri should lie under one; {c.CONFIG_DIR} is the job config's."
+        ),
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["mountPath"],
+        "items": {
+            "type": "object",
+            "required": ["name", "mountPath"],
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.mountPath.startsWith('/')",
+                    "message": "mountPath must be an absolute path",
+                    "fieldPath": ".mountPath",
+                },
+                {
+                    "rule": f"self.mountPath != '{c.CONFIG_DIR}' && "
+                    f"!self.mountPath.startsWith('{c.CONFIG_DIR}/')",
+                    "message": f"{c.CONFIG_DIR} is where the job config is mounted; mount elsewhere",
+                    "fieldPath": ".mountPath",
+                },
+                {
+                    "rule": "!has(self.subPath) || (!self.subPath.startsWith('/') && "
+                    "!self.subPath.matches('(^|/)[.][.](/|$)'))",
+                    "message": "subPath must be a relative path without '..'",
+                    "fieldPath": ".subPath",
+                },
+            ],
+            "properties": {
+                "name": _str("Name of an entry of spec.volumes.", 63),
+                "mountPath": _str("Absolute path in the container.", 1024),
+                "readOnly": _bool("Mount read-only (the output's mount must not be)."),
+                "subPath": _str("Path within the volume to mount instead of its root.", 1024),
+            },
+        },
+    }
+
+
+def _mounts_rule() -> Schema:
+    undeclared = (
+        "self.volumeMounts.filter(m, !has(self.volumes) || "
+        "!self.volumes.exists(v, v.name == m.name))"
+    )
+    return {
+        "rule": f"!has(self.volumeMounts) || size({undeclared}) == 0",
+        "messageExpression": (
+            f"'volumeMounts name ' + {undeclared}.map(m, m.name).join(', ') + "
+            "' is not declared in spec.volumes'"
+        ),
+        "fieldPath": ".volumeMounts",
+    }
+
+
+def pod_options_schema() -> Schema:
+    """env, nodeSelector and tolerations of the job pods."""
+    reserved = _cel_string_list(storage.RESERVED_ENV)
+    return {
+        "env": {
+            "type": "array",
+            "maxItems": 64,
+            "description": "Extra environment variables of the job container.",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "x-kubernetes-validations": [
+                    {
+                        "rule": f"!(self.name in {reserved})",
+                        "message": "this variable is set by the operator (see docs/operator.md)",
+                        "fieldPath": ".name",
+                    }
+                ],
+                "properties": {
+                    "name": _str("Variable name.", 253, pattern="^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+                    "value": _str("Variable value.", 32768),
+                },
+            },
+        },
+        "nodeSelector": {
+            "type": "object",
+            "maxProperties": 32,
+            "description": "Node labels the job pods require; TPU topologies add their own.",
+            "additionalProperties": {"type": "string", "maxLength": 63},
+        },
+        "tolerations": {
+            "type": "array",
+            "maxItems": MAX_TOLERATIONS,
+            "description": "Tolerations of the job pods (core/v1 Toleration), after the TPU ones.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "key": _str("Taint key; empty with Exists matches every taint.", 316),
+                    "operator": {
+                        "type": "string",
+                        "enum": ["Exists", "Equal"],
+                        "description": "Exists, or Equal to value (the default).",
+                    },
+                    "value": _str("Taint value for Equal.", 63),
+                    "effect": {
+                        "type": "string",
+                        "enum": ["", "NoSchedule", "PreferNoSchedule", "NoExecute"],
+                        "description": "Taint effect to match; empty matches all.",
+                    },
+                    "tolerationSeconds": {
+                        "type": "integer",
+                        "format": "int64",
+                        "description": "For NoExecute: how long the pod stays after the taint.",
+                    },
+                },
+            },
+        },
+    }
+
+
 def _mesh_rule() -> Schema:
     chips = {t: tpu.chips_in(t) for g in tpu.GENERATIONS for t in g.single_host + g.multi_host}
     table = "{" + ", ".join(f"'{t}': {n}" for t, n in sorted(chips.items())) + "}"
@@ -294,6 +546,9 @@ def spec_schema(job_config_schema: Schema) -> Schema:
             "minimum": 0,
             "description": "Delete the JobSet (and its pods) this long after it finishes.",
         },
+        "volumes": volumes_schema(),
+        "volumeMounts": volume_mounts_schema(),
+        **pod_options_schema(),
     }
     for name in IMMUTABLE:
         props[name].setdefault("x-kubernetes-validations", []).append(
@@ -315,7 +570,7 @@ def spec_schema(job_config_schema: Schema) -> Schema:
         "type": "object",
         "description": "What to extract, from which model and tasks, where to write it and on what hardware.",
         "required": ["model", "dataset", "extraction", "output", "topology"],
-        "x-kubernetes-validations": [_mesh_rule(), *optional_rules],
+        "x-kubernetes-validations": [_mesh_rule(), _mounts_rule(), *optional_rules],
         "properties": props,
     }
 

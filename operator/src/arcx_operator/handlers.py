@@ -17,7 +17,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from arcx_operator import constants as c
-from arcx_operator import render
+from arcx_operator import render, storage
 from arcx_operator import status as st
 from arcx_operator.kube import Kube
 from arcx_operator.observability import Health, Metrics
@@ -77,9 +77,17 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
             ctx.metrics.errors.labels(stage="progress").inc()
             log.warning("cannot read progress", extra={"job": key, "store": uri, "error": str(err)})
 
+    mounted = storage.output_condition(spec, generation)
     new = st.next_status(
-        old, obs, generation=generation, jobset_name=jobset_name, progress=progress, now=_now()
+        old,
+        obs,
+        generation=generation,
+        jobset_name=jobset_name,
+        progress=progress,
+        now=_now(),
+        extra_conditions=[mounted],
     )
+    _warn_once(body, old, mounted)
     ctx.metrics.set_phase(key, new["phase"])
     if st.transition(old.get("phase"), new["phase"]):
         kind = "Warning" if new["phase"] == st.FAILED else "Normal"
@@ -91,6 +99,13 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
             extra={"job": key, "from": old.get("phase"), "to": new["phase"], "reason": obs.reason},
         )
     return None if new == old else new
+
+
+def _warn_once(body: dict[str, Any], old: dict[str, Any], cond: dict[str, Any]) -> None:
+    """A Warning Event when a condition turns False (not on every pass)."""
+    before = next((c for c in old.get("conditions") or [] if c.get("type") == cond["type"]), None)
+    if cond["status"] == "False" and (before or {}).get("status") != "False":
+        kopf.event(body, type="Warning", reason=cond["reason"], message=cond["message"][:1024])
 
 
 def _clash(kind: str, name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from arcx_operator import constants as c
-from arcx_operator import tpu
+from arcx_operator import storage, tpu
 
 Body = dict[str, Any]
 
@@ -151,9 +151,9 @@ def _container(spec: Body, jobset: str, place: Placement, default_image: str | N
         "image": image,
         "imagePullPolicy": spec.get("imagePullPolicy", DEFAULT_PULL_POLICY),
         "command": ["arcx", "run", "--config", c.CONFIG_PATH],
-        "env": _env(jobset, place),
+        "env": _env(jobset, place) + storage.extra_env(spec),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": c.CONFIG_VOLUME, "mountPath": c.CONFIG_DIR, "readOnly": True}],
+        "volumeMounts": storage.container_mounts(spec),
         "securityContext": {"allowPrivilegeEscalation": False},
     }
     if place.tpu is None:
@@ -176,21 +176,21 @@ def _pod_spec(
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [_container(spec, jobset, place, default_image)],
-        "volumes": [{"name": c.CONFIG_VOLUME, "configMap": {"name": config_map}}],
+        "volumes": storage.pod_volumes(spec, config_map),
     }
     if spec.get("serviceAccountName"):
         pod["serviceAccountName"] = spec["serviceAccountName"]
+    selector: dict[str, str] = {}
+    tolerations: list[Body] = []
     if place.tpu is not None:
-        pod["nodeSelector"] = {
+        selector = {
             c.TPU_ACCELERATOR_SELECTOR: place.tpu.accelerator,
             c.TPU_TOPOLOGY_SELECTOR: place.tpu.topology,
         }
-        pod["tolerations"] = [
-            {"key": c.TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
-        ]
+        tolerations = [{"key": c.TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         if place.spot:
-            pod["nodeSelector"][c.SPOT_SELECTOR] = "true"
-            pod["tolerations"].append(
+            selector[c.SPOT_SELECTOR] = "true"
+            tolerations.append(
                 {
                     "key": c.SPOT_SELECTOR,
                     "operator": "Equal",
@@ -198,6 +198,10 @@ def _pod_spec(
                     "effect": "NoSchedule",
                 }
             )
+    if selector := storage.node_selector(spec, selector):
+        pod["nodeSelector"] = selector
+    if tolerations := storage.tolerations(spec, tolerations):
+        pod["tolerations"] = tolerations
     return pod
 
 

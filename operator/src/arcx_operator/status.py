@@ -154,8 +154,11 @@ def next_status(
     jobset_name: str | None,
     progress: Body | None,
     now: str,
+    extra_conditions: list[Body] | None = None,
 ) -> Body:
-    """The full status to write; keeps start/completion times and restarts monotone."""
+    """The full status to write; keeps start/completion times and restarts monotone.
+
+    ``extra_conditions`` (e.g. ``OutputMounted``) follow the phase conditions."""
     old = old or {}
     status: Body = {
         "phase": obs.phase,
@@ -163,7 +166,7 @@ def next_status(
         "restarts": max(obs.restarts, int(old.get("restarts") or 0)),
         "conditions": merge_conditions(
             old.get("conditions") or [],
-            conditions_for(obs, jobset_name is not None, generation),
+            conditions_for(obs, jobset_name is not None, generation) + (extra_conditions or []),
             now,
         ),
     }
