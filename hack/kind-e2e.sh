@@ -30,8 +30,12 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$SHARED"
-# The shared directory appears at the same path on the node, so a hostPath volume (and the
-# tests, which read outputs and write the tiny model there) see the same files.
+# The job pods run as uid 65532 and write their outputs here.
+chmod 0777 "$SHARED"
+# The shared directory appears at the same path on the node. The tests' resources mount it
+# into the job pods with a hostPath volume of their own (spec.volumes / spec.volumeMounts,
+# see hack/cluster/aej.py cpu_job(shared=...)), so the pods, the operator and the tests
+# (which write the tiny model there and read the outputs) see the same files.
 cat <<EOF | kind create cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --config -
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
@@ -53,7 +57,10 @@ kind load docker-image --name "$CLUSTER" "arcx-operator:$TAG" "arcx-job:$TAG-cpu
 
 helm upgrade --install arcx "$REPO/charts/arcx" --namespace arcx-system --create-namespace \
   --set image.repository=arcx-operator --set image.tag="$TAG" --set image.pullPolicy=Never \
-  --set jobImage.repository=arcx-job --set jobImage.tag="$TAG-cpu" --wait --timeout 300s
+  --set jobImage.repository=arcx-job --set jobImage.tag="$TAG-cpu" \
+  --set-json "extraVolumes=[{\"name\":\"shared\",\"hostPath\":{\"path\":\"$SHARED\",\"type\":\"Directory\"}}]" \
+  --set-json "extraVolumeMounts=[{\"name\":\"shared\",\"mountPath\":\"$SHARED\",\"readOnly\":true}]" \
+  --wait --timeout 300s
 
 ARCX_E2E_KUBECONFIG=$KUBECONFIG_FILE ARCX_E2E_SHARED_DIR=$SHARED \
   "$REPO/.venv/bin/pytest" -m cluster "$REPO/tests/cluster" "$@"

@@ -36,9 +36,15 @@ def cpu_job(
     hosts: int = 2,
     max_restarts: int = 2,
     layers: list[int] | None = None,
+    shared: Path | None = None,
 ) -> Obj:
     """The CPU sample (manifests/samples/cpu-2x2.yaml) on the embedded tiny model and the
-    bundled ARC training tasks, writing to ``output``."""
+    bundled ARC training tasks, writing to ``output``.
+
+    ``shared``: a directory mounted into the pods at the same path through the resource's
+    ``spec.volumes`` (hostPath) and ``spec.volumeMounts``; on kind it is the directory
+    hack/kind-e2e.sh mounts into the node. Without it the sample's /data volume is dropped
+    (the pods then see only their own filesystem, the host's under the local node agent)."""
     body = copy.deepcopy(sample("cpu-2x2"))
     body["metadata"] = {"name": name}
     spec: dict[str, Any] = body["spec"]
@@ -50,6 +56,12 @@ def cpu_job(
     spec["topology"]["cpu"]["hosts"] = hosts
     spec["topology"]["cpu"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}}
     spec["maxRestarts"] = max_restarts
+    spec.pop("volumes", None)
+    spec.pop("volumeMounts", None)
+    if shared is not None:
+        host = {"path": str(shared), "type": "DirectoryOrCreate"}
+        spec["volumes"] = [{"name": "shared", "hostPath": host}]
+        spec["volumeMounts"] = [{"name": "shared", "mountPath": str(shared)}]
     return body
 
 

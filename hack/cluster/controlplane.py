@@ -43,6 +43,10 @@ KCM_CONTROLLERS = (
     "pod-garbage-collector-controller",
     # Lifts the not-ready taint the API server puts on new nodes once they report Ready.
     "node-lifecycle-controller",
+    # Bind claims to pre-created PersistentVolumes; release their in-use finalizers.
+    "persistentvolume-binder-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
 )
 
 

@@ -14,7 +14,8 @@ What it does, as a kubelet would, through the API server:
 - container isolation is emulated with Linux namespaces (we run as root): each pod runs
   under ``unshare --mount --uts`` with its hostname set, its volumes bind-mounted at their
   mountPaths (ConfigMap/Secret keys materialised into a per-pod directory, emptyDir a
-  per-pod directory, hostPath the host path itself) and its own ``/etc/hosts``;
+  per-pod directory, hostPath the host path itself, a PersistentVolumeClaim the path of the
+  hostPath or local PersistentVolume it is bound to) and its own ``/etc/hosts``;
 - pod networking is emulated with one loopback address per pod (127.n.x.y, reported as
   status.podIP). The agent writes each pod's ``/etc/hosts`` with the DNS names a headless
   Service gives pods that set hostname/subdomain (as JobSet does), so the pods of a JobSet
@@ -29,7 +30,8 @@ What it does, as a kubelet would, through the API server:
 - pods bound to fake TPU nodes are not executed: they are reported Running (placement is
   all that can be checked) until deleted.
 
-Not emulated: init containers, sidecars, probes, resource limits, PVCs, projected
+Not emulated: init containers, sidecars, probes, resource limits, dynamic provisioning
+(claims bind to pre-created PersistentVolumes through kube-controller-manager), projected
 service-account tokens, ``kubectl logs``/``exec`` (logs are in ``<workdir>/pods/*/log``).
 """
 
@@ -752,12 +754,33 @@ class NodeAgent:
                 if v["hostPath"].get("type", "") in ("", "DirectoryOrCreate"):
                     p.mkdir(parents=True, exist_ok=True)
                 out[name] = p
+            elif "persistentVolumeClaim" in v and (
+                claim := self._claim_path(ns, v["persistentVolumeClaim"]["claimName"])
+            ):
+                out[name] = claim
             else:
                 log.info(
                     "volume %s of %s is not emulated; not mounted", name, pod["metadata"]["name"]
                 )
         pod_dir.mkdir(parents=True, exist_ok=True)
         return out
+
+    def _claim_path(self, ns: str, claim: str) -> Path | None:
+        """The directory behind a bound claim whose PersistentVolume is a hostPath or local
+        volume (static provisioning: the local control plane has no provisioner)."""
+        pvc = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}")
+        if pvc is None:
+            raise _NotReady(f"persistentvolumeclaim {ns}/{claim} not found")
+        pv_name = (pvc.get("spec") or {}).get("volumeName")
+        if not pv_name or (pvc.get("status") or {}).get("phase") != "Bound":
+            raise _NotReady(f"persistentvolumeclaim {ns}/{claim} is not bound")
+        pv = self.kube.get_or_none(f"/api/v1/persistentvolumes/{pv_name}")
+        source = (pv or {}).get("spec") or {}
+        path = (source.get("hostPath") or source.get("local") or {}).get("path")
+        if not path:
+            log.info("persistentvolume %s is not hostPath or local; not mounted", pv_name)
+            return None
+        return Path(path)
 
     def _mount_script(self, run: PodRun, pod: Obj, c: Obj) -> str:
         q = shlex.quote

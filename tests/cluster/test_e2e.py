@@ -107,7 +107,7 @@ def test_deleting_the_resource_removes_everything(
     aej.create(
         cluster.kube,
         namespace,
-        aej.cpu_job(name, model_dir=tiny_model, output=shared_dir / "doomed"),
+        aej.cpu_job(name, model_dir=tiny_model, output=shared_dir / "doomed", shared=shared_dir),
     )
 
     def all_exist() -> dict[str, list[str]] | None:
@@ -226,7 +226,8 @@ def reference_run(
         lambda: cluster.kube.get_or_none(f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
     )
     out = shared_dir / "reference"
-    aej.create(cluster.kube, ns, aej.cpu_job("reference", model_dir=tiny_model, output=out))
+    body = aej.cpu_job("reference", model_dir=tiny_model, output=out, shared=shared_dir)
+    aej.create(cluster.kube, ns, body)
     done = _phase(cluster, arcx, ns, "reference", "Succeeded", "Failed")
     return ns, out, done
 
@@ -234,10 +235,21 @@ def reference_run(
 def test_cpu_sample_succeeds(cluster: Cluster, reference_run: tuple[str, Path, Obj]) -> None:
     """Scenario 1: the CPU sample (2 slices x 2 hosts) on the tiny model and bundled tasks
     reaches Succeeded with every unit committed; `kubectl get aej` shows phase and
-    progress; `arcx verify` on the output is clean."""
+    progress; `arcx verify` on the output is clean. The model and output reach the pods
+    through the resource's own hostPath volume (``spec.volumes``), which the operator
+    reports as covering ``output.uri``."""
     ns, out, done = reference_run
     status = done["status"]
     assert status["phase"] == "Succeeded", status
+    mounted = aej.condition(done, "OutputMounted")
+    assert mounted and mounted["status"] == "True" and mounted["reason"] == "Mounted", mounted
+    jobset = _jobset(cluster, ns, "reference")
+    assert jobset is not None
+    pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    assert {
+        "name": "shared",
+        "hostPath": {"path": str(out.parent), "type": "DirectoryOrCreate"},
+    } in pod["volumes"]
     progress = status["progress"]
     assert progress["unitsTotal"] == 8  # 8 tasks, 1 per unit
     assert progress["unitsCommitted"] == progress["unitsTotal"]
@@ -265,7 +277,7 @@ def test_preempted_pod_resumes_to_identical_output(
     assert ref["status"]["phase"] == "Succeeded"
     name = "preempted"
     out = shared_dir / "preempted"
-    body = aej.cpu_job(name, model_dir=tiny_model, output=out, max_restarts=0)
+    body = aej.cpu_job(name, model_dir=tiny_model, output=out, max_restarts=0, shared=shared_dir)
     aej.create(cluster.kube, namespace, body)
     marker = wait_for(
         "the first committed unit",
@@ -314,7 +326,14 @@ def test_crashing_job_fails_after_max_restarts(
     blocker = shared_dir / "crash-blocker"
     blocker.write_text("a file where a directory should be\n")
     name = "crasher"
-    body = aej.cpu_job(name, model_dir=tiny_model, output=blocker / "out", slices=1, max_restarts=1)
+    body = aej.cpu_job(
+        name,
+        model_dir=tiny_model,
+        output=blocker / "out",
+        slices=1,
+        max_restarts=1,
+        shared=shared_dir,
+    )
     aej.create(cluster.kube, namespace, body)
     done = _phase(cluster, arcx, namespace, name, "Failed", "Succeeded")
     status = done["status"]
@@ -335,7 +354,13 @@ def test_config_error_fails_at_once(
     no restart and the message in the resource's conditions."""
     name = "misconfigured"
     missing = shared_dir / "no-such-model"
-    body = aej.cpu_job(name, model_dir=missing, output=shared_dir / "misconfigured", max_restarts=3)
+    body = aej.cpu_job(
+        name,
+        model_dir=missing,
+        output=shared_dir / "misconfigured",
+        max_restarts=3,
+        shared=shared_dir,
+    )
     started = time.monotonic()
     aej.create(cluster.kube, namespace, body)
     done = _phase(cluster, arcx, namespace, name, "Failed", "Succeeded")
@@ -361,7 +386,8 @@ def test_operator_restart_mid_run(
     second JobSet, and the status catches up to Succeeded with all units."""
     name = "survivor"
     out = shared_dir / "survivor"
-    aej.create(cluster.kube, namespace, aej.cpu_job(name, model_dir=tiny_model, output=out))
+    body = aej.cpu_job(name, model_dir=tiny_model, output=out, shared=shared_dir)
+    aej.create(cluster.kube, namespace, body)
     first = wait_for(
         "the JobSet",
         lambda: _jobset(cluster, namespace, name),

@@ -208,3 +208,78 @@ def test_eviction_sets_disruption_target_and_sends_sigterm(
         {"metadata": {"finalizers": None}},
         content_type="application/merge-patch+json",
     )
+
+
+def test_host_path_empty_dir_and_claim_volumes_are_mounted(
+    local_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """hostPath, emptyDir and a PersistentVolumeClaim bound (by kube-controller-manager) to
+    a hostPath PersistentVolume are bind-mounted at mountPaths that differ from their host
+    directories: what the pod writes lands in the volume, and only the pod sees the mount."""
+    kube = local_cluster.kube
+    host_dir, claim_dir = tmp_path / "host", tmp_path / "claim"
+    claim_dir.mkdir()
+    inside = {k: tmp_path / f"inside-{k}" for k in ("host", "scratch", "claim")}
+    pv_name = f"pv-{namespace}"
+    kube.create(
+        "/api/v1/persistentvolumes",
+        {
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(claim_dir), "type": "Directory"},
+            },
+        },
+    )
+    try:
+        kube.create(
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+            {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": pv_name,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+        dirs = {k: str(v) for k, v in inside.items()}
+        script = f"""
+            import pathlib
+            for k, d in {dirs!r}.items():
+                pathlib.Path(d, "hello").write_text("from the pod via " + k)
+            print("scratch", pathlib.Path({dirs["scratch"]!r}, "hello").read_text())
+            raise SystemExit(3)  # a failure, so FallbackToLogsOnError reports the output
+        """
+        pod = _pod(
+            "mounter",
+            script,
+            container={
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": k, "mountPath": str(p)} for k, p in inside.items()],
+            },
+            volumes=[
+                {"name": "host", "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "claim", "persistentVolumeClaim": {"claimName": "data"}},
+            ],
+        )
+        kube.create(pod_path(namespace), pod)
+        done = _terminated(local_cluster, namespace, "mounter")
+        term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 3, term
+        assert "scratch from the pod via scratch" in term["message"], term
+        assert (host_dir / "hello").read_text() == "from the pod via host"
+        assert (claim_dir / "hello").read_text() == "from the pod via claim"
+        for p in inside.values():  # the mounts lived in the pod's mount namespace only
+            assert not (p / "hello").exists(), p
+        claim = kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
+        assert claim["status"]["phase"] == "Bound"
+    finally:
+        kube.delete(pod_path(namespace, "mounter"))
+        kube.delete(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
+        kube.delete(f"/api/v1/persistentvolumes/{pv_name}")

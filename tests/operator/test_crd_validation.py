@@ -88,6 +88,21 @@ INVALID: list[tuple[str, Callable[[], Body], Mutation, str, str]] = [
     ("unknown-field", cpu, _set("spec.model.revision", "main"), "spec.model.revision", "unknown field"),
     ("name-too-long", cpu, _set("metadata.name", "n" * 41), "metadata.name", "at most 40 characters"),
     ("no-spec", cpu, _del("spec"), "spec", "Required value"),
+    ("mount-undeclared-volume", cpu, _set("spec.volumeMounts", [{"name": "scratch", "mountPath": "/scratch"}]), "spec.volumeMounts", "must name an entry of spec.volumes"),
+    ("mount-without-volumes", cpu, _del("spec.volumes"), "spec.volumeMounts", "must name an entry of spec.volumes"),
+    ("duplicate-volume-names", cpu, _set("spec.volumes", [{"name": "data", "emptyDir": {}}, {"name": "data", "hostPath": {"path": "/x"}}]), "spec.volumes[1]", "Duplicate value"),
+    ("volume-name-not-dns-label", cpu, _set("spec.volumes", [{"name": "Data_1", "emptyDir": {}}]), "spec.volumes[0].name", "should match"),
+    ("volume-name-reserved", cpu, _set("spec.volumes", [{"name": "job-config", "emptyDir": {}}]), "spec.volumes[0].name", "reserved for the job config"),
+    ("volume-without-source", cpu, _set("spec.volumes", [{"name": "data"}]), "spec.volumes[0]", "set exactly one volume source"),
+    ("volume-two-sources", cpu, _set("spec.volumes", [{"name": "data", "emptyDir": {}, "hostPath": {"path": "/data"}}]), "spec.volumes[0]", "set exactly one volume source"),
+    ("pvc-without-claim", cpu, _set("spec.volumes", [{"name": "data", "persistentVolumeClaim": {}}]), "spec.volumes[0].persistentVolumeClaim.claimName", "Required value"),
+    ("mount-at-config-dir", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/etc/arcx"}]), "spec.volumeMounts[0].mountPath", "/etc/arcx is where the job config is mounted"),
+    ("mount-under-config-dir", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/etc/arcx/job.yaml"}]), "spec.volumeMounts[0].mountPath", "/etc/arcx is where the job config is mounted"),
+    ("relative-mount-path", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "data"}]), "spec.volumeMounts[0].mountPath", "mountPath must be an absolute path"),
+    ("duplicate-mount-path", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/data"}, {"name": "data", "mountPath": "/data", "readOnly": True}]), "spec.volumeMounts[1]", "Duplicate value"),
+    ("sub-path-escapes", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/data", "subPath": "a/../../b"}]), "spec.volumeMounts[0].subPath", "relative path without '..'"),
+    ("reserved-env", cpu, _set("spec.env", [{"name": "JAX_PROCESS_ID", "value": "0"}]), "spec.env[0].name", "set by the operator"),
+    ("toleration-operator", cpu, _set("spec.tolerations", [{"key": "k", "operator": "Maybe"}]), "spec.tolerations[0].operator", "Unsupported value"),
 ]  # fmt: skip
 
 
@@ -152,6 +167,40 @@ def test_invalid_resource_is_rejected_naming_the_field(
     assert proc.returncode != 0, f"{case} was accepted:\n{proc.stdout[:2000]}"
     assert field in proc.stderr, f"the message does not name {field}:\n{proc.stderr}"
     assert fragment in proc.stderr, f"the message does not say {fragment!r}:\n{proc.stderr}"
+
+
+def test_every_volume_option_is_accepted(api: tuple[Any, str]) -> None:
+    body = cpu()
+    body["metadata"]["name"] = "all-volume-options"
+    body["spec"]["volumes"] = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "arcx-data", "readOnly": False}},
+        {"name": "node", "hostPath": {"path": "/srv/models", "type": "Directory"}},
+        {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        {
+            "name": "bucket",
+            "csi": {
+                "driver": "gcsfuse.csi.storage.gke.io",
+                "readOnly": True,
+                "volumeAttributes": {"bucketName": "arcx-models", "mountOptions": "implicit-dirs"},
+            },
+        },
+        {"name": "shared", "nfs": {"server": "10.0.0.2", "path": "/exports"}},
+    ]
+    body["spec"]["volumeMounts"] = [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "node", "mountPath": "/models", "readOnly": True, "subPath": "qwen"},
+        {"name": "scratch", "mountPath": "/tmp/scratch"},
+        {"name": "bucket", "mountPath": "/gcs", "readOnly": True},
+        {"name": "shared", "mountPath": "/etc/arcx-extra"},
+    ]
+    body["spec"]["env"] = [{"name": "HF_HOME", "value": "/tmp/scratch/hf"}]
+    body["spec"]["nodeSelector"] = {"kubernetes.io/arch": "amd64"}
+    body["spec"]["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    proc = _create(api, body)
+    assert proc.returncode == 0, proc.stderr
+    spec = json.loads(proc.stdout)["spec"]
+    assert spec["volumes"] == body["spec"]["volumes"]
+    assert spec["volumeMounts"] == body["spec"]["volumeMounts"]
 
 
 @pytest.fixture(scope="module")

@@ -179,6 +179,22 @@ def test_leader_election_off(helm: Path) -> None:
     assert not any(o["kind"] == "Role" for o in objs)
 
 
+def test_extra_volumes_reach_the_operator_pod(helm: Path) -> None:
+    """A filesystem output.uri is readable by the operator when its volume is mounted."""
+    objs = _template(
+        helm,
+        "--set-json",
+        'extraVolumes=[{"name":"runs","hostPath":{"path":"/data"}}]',
+        "--set-json",
+        'extraVolumeMounts=[{"name":"runs","mountPath":"/data","readOnly":true}]',
+    )
+    pod = _one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"][-1] == {"name": "runs", "hostPath": {"path": "/data"}}
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert mounts[0]["name"] == "tmp"
+    assert mounts[-1] == {"name": "runs", "mountPath": "/data", "readOnly": True}
+
+
 @pytest.mark.parametrize(
     ("setting", "field"),
     [
@@ -187,6 +203,7 @@ def test_leader_election_off(helm: Path) -> None:
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("httpPort=80", "httpPort"),
         ("nosuchvalue=1", "nosuchvalue"),
+        ("extraVolumeMounts[0].name=x", "mountPath"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Path, setting: str, field: str) -> None:

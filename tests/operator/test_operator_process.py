@@ -120,6 +120,9 @@ def test_suspended_job_gets_owned_config_map_and_jobset(
     conds = _conditions(obj)
     assert conds["Suspended"]["status"] == "True" and conds["Created"]["status"] == "True"
     assert all(c["lastTransitionTime"] for c in conds.values())
+    assert conds["OutputMounted"]["status"] == "True", conds["OutputMounted"]
+    pod = js["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["job-config", "data"]
 
     events = cluster.kube.get(
         f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=held"
@@ -165,6 +168,30 @@ def test_unrenderable_spec_fails_with_the_field(
     assert failed["reason"] == "InvalidSpec" and "spec.image" in failed["message"]
     assert cluster.kube.get_or_none(JOBSET.format(ns=ns, name="no-image")) is None
     assert obj["status"].get("completionTime")
+
+
+def test_unmounted_output_path_is_a_warning_not_an_error(
+    cluster: Any, ns: str, operator: OperatorProcess
+) -> None:
+    body = load_sample("cpu-2x2.yaml")
+    body["metadata"] = {"name": "unmounted"}
+    body["spec"]["suspend"] = True
+    del body["spec"]["volumes"], body["spec"]["volumeMounts"]
+    _create(cluster, ns, body)
+    obj = _wait_phase(cluster, operator, ns, "unmounted", "Suspended")
+    cond = _conditions(obj)["OutputMounted"]
+    assert cond["status"] == "False" and cond["reason"] == "OutputNotMounted", cond
+    assert body["spec"]["output"]["uri"] in cond["message"]
+    assert cluster.kube.get_or_none(JOBSET.format(ns=ns, name="unmounted")) is not None
+
+    def warned() -> list[Any]:
+        events = cluster.kube.get(
+            f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=unmounted"
+        )["items"]
+        return [e for e in events if e["reason"] == "OutputNotMounted" and e["type"] == "Warning"]
+
+    assert wait_for("the OutputNotMounted Warning event", warned, timeout=30)
+    cluster.kube.delete(f"{AEJ.format(ns=ns)}/unmounted")
 
 
 def _is_leader(op: OperatorProcess) -> bool | None:

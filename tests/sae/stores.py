@@ -66,6 +66,7 @@ def build_store(
     layers: tuple[int, ...] = (1, 3),
     dtype: str = "float32",
     seed: int = 0,
+    special_token_ids: tuple[int, ...] = (),
 ) -> BuiltStore:
     unit_size = 2
     config = parse_config(
@@ -82,7 +83,12 @@ def build_store(
         config,
         dataset_fingerprint="test",
         plan=plan,
-        model=ModelFacts(d_model=d_model, num_layers=max(layers) + 1, vocab_size=VOCAB),
+        model=ModelFacts(
+            d_model=d_model,
+            num_layers=max(layers) + 1,
+            vocab_size=VOCAB,
+            special_token_ids=special_token_ids,
+        ),
     )
     ensure_manifest(storage, manifest)
     np_dtype = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}[dtype]

@@ -173,6 +173,18 @@ def test_unknown_model_source_asks_for_special_tokens(tmp_path: Path) -> None:
     assert sum(len(b) for b in ok) == len(built.rows("resid_post", 1))
 
 
+def test_special_tokens_recorded_in_the_manifest_need_no_tokenizer(tmp_path: Path) -> None:
+    built = build_store(
+        tmp_path, model_source="hf://org/model", units=1, special_token_ids=SPECIAL_IDS
+    )
+    loader = ActivationLoader(str(built.root), site="resid_post", layer=1, batch_size=8)
+    assert list(loader.excluded) == sorted(SPECIAL_IDS)
+    _, tokens, _ = _all(loader)
+    assert (
+        len(tokens) == len(built.rows("resid_post", 1)) and not np.isin(tokens, SPECIAL_IDS).any()
+    )
+
+
 def test_unknown_site_or_layer_is_a_clear_error(store: BuiltStore) -> None:
     with pytest.raises(SaeDataError, match=r"site 'attn_out' .*\['resid_post', 'mlp_out'\]"):
         ActivationLoader(str(store.root), site="attn_out", layer=1, batch_size=8)

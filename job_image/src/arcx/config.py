@@ -101,7 +101,9 @@ class MeshSection(_Section):
 
 
 class ParallelismSection(_Section):
-    slices: int = Field(default=1, ge=1, description="independent JAX clusters; unit u -> slice u % slices")
+    slices: int = Field(
+        default=1, ge=1, description="independent JAX clusters; unit u -> slice u % slices"
+    )
 
 
 class JobConfig(_Section):
@@ -121,7 +123,9 @@ class JobConfig(_Section):
         The output location and the number of slices do not change the bytes, so they are
         left out: a job may move buckets or be re-run with another slice count.
         """
-        payload = self.model_dump(mode="json", by_alias=True, exclude={"output": {"uri"}, "parallelism": True})
+        payload = self.model_dump(
+            mode="json", by_alias=True, exclude={"output": {"uri"}, "parallelism": True}
+        )
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -140,7 +144,9 @@ def _format_validation_error(err: ValidationError, where: str) -> str:
 
 def parse_config(data: Any, where: str = "<config>") -> JobConfig:
     if not isinstance(data, dict):
-        raise ConfigError(f"invalid job configuration in {where}: expected a mapping at the top level")
+        raise ConfigError(
+            f"invalid job configuration in {where}: expected a mapping at the top level"
+        )
     try:
         return JobConfig.model_validate(data)
     except ValidationError as err:

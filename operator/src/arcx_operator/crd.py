@@ -421,9 +421,9 @@ def _mounts_rule() -> Schema:
     )
     return {
         "rule": f"!has(self.volumeMounts) || size({undeclared}) == 0",
-        "messageExpression": (
-            f"'volumeMounts name ' + {undeclared}.map(m, m.name).join(', ') + "
-            "' is not declared in spec.volumes'"
+        "message": (
+            "every volumeMounts[].name must name an entry of spec.volumes; "
+            "add the volume or fix the mount's name"
         ),
         "fieldPath": ".volumeMounts",
     }

@@ -19,7 +19,6 @@ import struct
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
@@ -28,6 +27,7 @@ from arcx.model import sharding
 from arcx.model.config import Qwen2Config
 from arcx.model.errors import ModelLoadError
 from arcx.model.qwen2 import Qwen2ForCausalLM, abstract_model
+from arcx.safetensors_dtypes import BY_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,13 +104,6 @@ PARAM_TABLE: tuple[ParamSpec, ...] = (
 # Checkpoint tensors that carry no parameter of their own.
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
-_ST_DTYPES: dict[str, np.dtype] = {
-    "F32": np.dtype(np.float32),
-    "F16": np.dtype(np.float16),
-    "BF16": np.dtype(jnp.bfloat16),
-    "F64": np.dtype(np.float64),
-}
-
 
 def expected_params(cfg: Qwen2Config) -> list[ParamSpec]:
     """The concrete (path, HF name) pairs a checkpoint for ``cfg`` must provide."""
@@ -167,7 +160,7 @@ class SafetensorsReader:
     def get(self, name: str) -> np.ndarray:
         """A read-only memory map of the tensor; slicing it reads only that slice from disk."""
         path, info = self._where[name]
-        dtype = _ST_DTYPES.get(info["dtype"])
+        dtype = BY_NAME.get(info["dtype"])
         if dtype is None:
             raise ModelLoadError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
         begin, end = info["data_offsets"]

@@ -21,6 +21,9 @@ class ModelFacts:
     d_model: int
     num_layers: int
     vocab_size: int
+    # The tokenizer's special tokens: SAE training drops their rows (arcx.sae), and a reader
+    # far from the model (gs://, hf://) can learn them here without loading the tokenizer.
+    special_token_ids: tuple[int, ...] = ()
 
 
 def build_manifest(
@@ -37,6 +40,7 @@ def build_manifest(
             "dModel": model.d_model,
             "numLayers": model.num_layers,
             "vocabSize": model.vocab_size,
+            "specialTokenIds": sorted(model.special_token_ids),
         },
         "dataset": {"source": config.dataset.source, "fingerprint": dataset_fingerprint},
         "sites": list(ex.sites),

@@ -199,7 +199,12 @@ class Runner:
             cfg,
             dataset_fingerprint=self.store.fingerprint,
             plan=self.plan,
-            model=manifest.ModelFacts(mc.hidden_size, mc.num_hidden_layers, mc.vocab_size),
+            model=manifest.ModelFacts(
+                mc.hidden_size,
+                mc.num_hidden_layers,
+                mc.vocab_size,
+                tuple(self.loaded.tokenizer.all_special_ids),
+            ),
         )
 
     def ensure_manifest(self) -> None:

@@ -13,26 +13,14 @@ import json
 import struct
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from arcx.runner import layout
-
-_DTYPES = {
-    "F32": np.dtype(np.float32),
-    "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "I32": np.dtype(np.int32),
-    "I64": np.dtype(np.int64),
-    "U8": np.dtype(np.uint8),
-}
+from arcx.safetensors_dtypes import BY_NAME, NAME_OF
 
 
 def tensor_name(site: str, layer: int) -> str:
     return f"{site}.{layer}"
-
-
-_NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 def encode_part(tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
@@ -50,11 +38,11 @@ def encode_part(tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> byt
     offset = 0
     for name in sorted(tensors):
         arr = np.ascontiguousarray(tensors[name])
-        if arr.dtype not in _NAMES:
+        if arr.dtype not in NAME_OF:
             raise ValueError(f"tensor {name!r} has unsupported dtype {arr.dtype}")
         raw = arr.tobytes()
         header[name] = {
-            "dtype": _NAMES[arr.dtype],
+            "dtype": NAME_OF[arr.dtype],
             "shape": list(arr.shape),
             "data_offsets": [offset, offset + len(raw)],
         }
@@ -83,6 +71,6 @@ def decode_part(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     out: dict[str, np.ndarray] = {}
     for name, info in header.items():
         a, b = info["data_offsets"]
-        dtype = _DTYPES[info["dtype"]]
+        dtype = BY_NAME[info["dtype"]]
         out[name] = np.frombuffer(data[base + a : base + b], dtype=dtype).reshape(info["shape"])
     return out, meta

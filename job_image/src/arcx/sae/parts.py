@@ -21,6 +21,7 @@ import numpy as np
 from arcx.runner import layout, shards
 from arcx.runner.commit import read_marker
 from arcx.runner.manifest import read_manifest
+from arcx.safetensors_dtypes import BY_NAME
 from arcx.storage import NotFound, Storage, StorageError
 from arcx.storage.local import LocalStorage
 
@@ -177,7 +178,7 @@ def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> O
                 )
             info = header[name]
             a, b = info["data_offsets"]
-            dtype = shards._DTYPES[info["dtype"]]
+            dtype = BY_NAME[info["dtype"]]
             arrays[name] = np.frombuffer(view[8 + n + a : 8 + n + b], dtype=dtype).reshape(
                 info["shape"]
             )

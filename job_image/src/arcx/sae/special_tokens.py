@@ -34,7 +34,10 @@ def special_token_ids(tokenizer_dir: str | Path) -> list[int]:
 
 
 def default_excluded_ids(manifest: dict[str, Any], store_uri: str) -> list[int]:
-    """The special tokens of the tokenizer at the manifest's model source, if it is local."""
+    """The special tokens the manifest records, else those of a local model source's tokenizer."""
+    recorded = manifest.get("model", {}).get("specialTokenIds")
+    if recorded:
+        return as_id_array(recorded)
     source = str(manifest.get("model", {}).get("source", ""))
     local = source.removeprefix("file://")
     if source and "://" not in local and (Path(local) / "tokenizer.json").is_file():
