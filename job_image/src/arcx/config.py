@@ -81,8 +81,16 @@ class GenerationSection(_Section):
 
 
 class BatchingSection(_Section):
-    tokens_per_batch: int = Field(default=8192, ge=16)
-    max_seq_len: int = Field(default=2048, ge=16)
+    tokens_per_batch: int = Field(
+        default=8192,
+        ge=16,
+        description="padded tokens per batch on each data shard (one device, or one group of "
+        "devices splitting the model); per shard so that batches, and so activations, are the "
+        "same on any number of hosts",
+    )
+    max_seq_len: int = Field(
+        default=2048, ge=16, description="longer prompts are skipped and reported, not truncated"
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> BatchingSection:
