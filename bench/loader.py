@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,16 +71,6 @@ hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "rows": rows, "batches": batches,
                   "maxrss_kib": hwm}))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def build(root: Path, units: int, d_model: int, seqs: int) -> None:

@@ -5,7 +5,7 @@
 
 Each size gets its own JSONL file (about 1% broken rows and 1% duplicates, 4 to 8 examples
 a row, grids 3..12 cells a side) and is prepared in a fresh child process, whose peak RSS
-(ru_maxrss) is reported: if memory is bounded it barely moves between sizes. Rows per
+(VmHWM: ru_maxrss would carry the parent's over exec) is reported: if memory is bounded it barely moves between sizes. Rows per
 CPU second are shown beside rows per wall second because a shared machine's wall clock
 says more about the neighbours than about prepare.
 """
@@ -22,26 +22,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import cpu_model
+
 CHILD = """
-import json, sys, time, resource
+import json, sys, time
 from arcx.tasks.prepare import prepare
 t0, c0 = time.perf_counter(), time.process_time()
 s = prepare(sys.argv[1], sys.argv[2])
 dt, cpu = time.perf_counter() - t0, time.process_time() - c0
 print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "rows": s.rows_read, "tasks": s.tasks_written,
                   "rejected": s.rejected, "duplicates": s.duplicates, "shards": s.shards,
-                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "maxrss_kib": next(int(l.split()[1]) for l in open("/proc/self/status")
+                                     if l.startswith("VmHWM:"))}))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def grid_pool(rng: random.Random, n: int) -> list[str]:
