@@ -62,6 +62,10 @@ def test_batches_hold_every_sequence_once_within_budget(lengths, budget, n_shard
         assert (b.num_rows // n_shards) * b.length <= max(budget, b.length)
         assert all(lengths[r] <= b.length for r in b.rows if r is not None)
         assert b.length in buckets
+        # No sequence is padded past its own bucket.
+        assert all(
+            batching.bucket_for(lengths[r], buckets) == b.length for r in b.rows if r is not None
+        )
 
 
 @given(st.lists(st.integers(1, 2048), min_size=1, max_size=40))

@@ -65,21 +65,25 @@ def plan_shard_batches(
 ) -> list[Batch]:
     """One data shard's batches, independent of how many shards there are.
 
-    Sequences sorted longest first (ties by index) are cut into consecutive batches; a
-    batch's length L is the bucket of its longest sequence and it holds R = budget // L
-    rows. When fewer sequences are left than R, it uses the smallest R / 2^k rows that hold
-    them, so a nearly empty batch does not pay for a full one.
+    Sequences sorted longest first (ties by index) are cut into consecutive batches, each
+    holding sequences of one bucket only: a batch's length L is that bucket and it holds
+    R = budget // L rows, so no sequence is padded past its own bucket. When fewer
+    sequences of the bucket are left than R, the batch uses the smallest R / 2^k rows that
+    hold them, so a nearly empty batch does not pay for a full one.
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    bucket_of = [bucket_for(lengths[i], buckets) for i in order]
     batches: list[Batch] = []
     pos = 0
     while pos < len(order):
-        length = bucket_for(lengths[order[pos]], buckets)
+        length = bucket_of[pos]
+        end = pos
+        while end < len(order) and bucket_of[end] == length:
+            end += 1
         rows = max_rows(length, tokens_per_batch)
-        left = len(order) - pos
-        while rows // 2 >= left and rows > 1:
+        while rows // 2 >= end - pos and rows > 1:
             rows //= 2
-        take = order[pos : pos + rows]
+        take = order[pos : min(pos + rows, end)]
         pos += len(take)
         batches.append(Batch(length, (*take, *([None] * (rows - len(take))))))
     return batches

@@ -94,7 +94,7 @@ def demo_config(workdir: Path, store: Path) -> dict:
             "dtype": "bfloat16",
             "teacherForcing": True,
         },
-        "batching": {"tokensPerBatch": 4096, "maxSeqLen": 2048},
+        "batching": {"tokensPerBatch": 8192, "maxSeqLen": 8192},
         "output": {"uri": str(store), "unitSize": 8},
     }
 
