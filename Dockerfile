@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# arcx images, one file, three targets (no Docker engine in the dev sandbox: this file is
-# not built by the test suite; docs/operator.md has the build commands):
+# arcx images, one file, three targets (not built by the test suite; docs/operator.md has the
+# build commands, and how to build without a registry on hack/docker-local-base.sh's base):
 #
 #   docker build --target operator -t arcx-operator:dev .   # small: kopf + kubernetes client, no JAX
 #   docker build --target job-cpu  -t arcx-job:dev-cpu .    # `arcx` with CPU JAX (kind, local clusters)
@@ -43,16 +43,18 @@ FROM job-src AS job-cpu-build
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/job_image
 
-FROM job-src AS job-tpu-build
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --constraint /src/constraints.txt "/src/job_image[tpu]"
-
 FROM base AS job-cpu
 COPY --from=job-cpu-build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH HOME=/home/arcx
 USER 65532:65532
 WORKDIR /home/arcx
 CMD ["arcx", "--help"]
+
+# After job-cpu: the legacy builder (no BuildKit) builds every stage above its target, so
+# `--target job-cpu` would otherwise install jax[tpu] too.
+FROM job-src AS job-tpu-build
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --constraint /src/constraints.txt "/src/job_image[tpu]"
 
 FROM base AS job-tpu
 COPY --from=job-tpu-build /opt/venv /opt/venv
