@@ -75,6 +75,16 @@ IMMUTABLE_OPTIONAL: tuple[str, ...] = ("queueName",)
 _DROP = {"title", "additionalProperties"}
 
 
+# Both topologies count slices the same way (one JAX cluster each; unit u -> slice u % slices).
+_SLICES: dict[str, Any] = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 64,
+    "default": 1,
+    "description": "Independent slices; unit u runs on slice u % slices.",
+}
+
+
 def _resolve(node: Schema, defs: Schema) -> Schema:
     if "$ref" in node:
         target = defs[node["$ref"].split("/")[-1]]
@@ -191,13 +201,7 @@ def topology_schema() -> Schema:
                         "maxLength": 16,
                         "description": "Chip arrangement of one slice, e.g. 4x4 or 2x2x2.",
                     },
-                    "slices": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 64,
-                        "default": 1,
-                        "description": "Independent slices; unit u runs on slice u % slices.",
-                    },
+                    "slices": dict(_SLICES),  # a copy each: YAML would anchor a shared object
                     "spot": {
                         "type": "boolean",
                         "default": False,
@@ -216,13 +220,7 @@ def topology_schema() -> Schema:
                         "default": 1,
                         "description": "Pods (JAX processes) per slice.",
                     },
-                    "slices": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 64,
-                        "default": 1,
-                        "description": "Independent slices; unit u runs on slice u % slices.",
-                    },
+                    "slices": dict(_SLICES),  # a copy each: YAML would anchor a shared object
                     "resources": {
                         "type": "object",
                         "description": "Container resources of each pod (requests and limits).",
