@@ -13,7 +13,7 @@ $(STAMP): constraints.txt requirements-dev.txt job_image/pyproject.toml operator
 	$(BIN)/pip install -q -c constraints.txt -e job_image -e operator -r requirements-dev.txt
 	touch $@
 
-# System packages the tests need (etcd for the local control plane); run as root.
+# Checks the system tools the tests need (Go, unshare, mount; root for the node agent).
 system:
 	bash hack/setup-system.sh
 
