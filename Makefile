@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.arcx-installed
 
-.PHONY: setup system tools demo test test-fast lint format bench clean kind-e2e
+.PHONY: setup system tools demo test test-fast lint format clean kind-e2e
 
 $(STAMP): constraints.txt requirements-dev.txt job_image/pyproject.toml operator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
