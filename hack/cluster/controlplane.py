@@ -22,12 +22,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from hack.cluster.kubeapi import ApiError, Kube
+from hack.cluster.node import RealNode
+from hack.cluster.nodeconfig import NODE_IP
+from hack.cluster.nodeshapes import AGENT_NODES, TPU_NODES
 from hack.cluster.pki import Pki, make_pki
 from hack.cluster.tools import REPO, Tools, find_tools
 
@@ -48,33 +52,16 @@ KCM_CONTROLLERS = (
     "persistentvolume-protection-controller",
     "persistentvolumeclaim-protection-controller",
 )
-
-
-# Node shape the agent registers by default: two CPU nodes, and fake TPU node pools that fit
-# the TPU samples (v5e 4x4 spot: 4 hosts x 4 chips; v4 2x2x4: 4 hosts x 4 chips per slice,
-# four slices), plus decoys the samples must avoid (on-demand v5e, a v4 pool of another topology).
-def _tpu_pool(
-    pool: str, accelerator: str, topology: str, hosts: int, spot: bool = False
-) -> dict[str, object]:
-    return {
-        "kind": "tpu",
-        "pool": pool,
-        "accelerator": accelerator,
-        "topology": topology,
-        "hosts": hosts,
-        "chips": 4,
-        "spot": spot,
-    }
-
-
-DEFAULT_NODES: list[dict[str, object]] = [
-    {"kind": "cpu", "name": "cpu-0"},
-    {"kind": "cpu", "name": "cpu-1"},
-    _tpu_pool("v5e-4x4-spot", "tpu-v5-lite-podslice", "4x4", 4, spot=True),
-    _tpu_pool("v5e-4x4-ondemand", "tpu-v5-lite-podslice", "4x4", 4),
-    *[_tpu_pool(f"v4-2x2x4-{i}", "tpu-v4-podslice", "2x2x4", 4) for i in range(4)],
-    _tpu_pool("v4-2x2x2", "tpu-v4-podslice", "2x2x2", 2),
-]
+# With the real node: the chart's Deployment runs, Services get endpoints (kube-proxy and
+# CoreDNS read EndpointSlices).
+REAL_NODE_CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "taint-eviction-controller",
+)
 
 
 class ControlPlaneError(RuntimeError):
@@ -111,12 +98,21 @@ class ControlPlane:
 
     workdir: Path
     tools: Tools | None = None
-    nodes: list[dict[str, object]] = field(default_factory=lambda: list(DEFAULT_NODES))
+    # Node objects without a kubelet (hack/cluster/nodeshapes.py); None: the node agent's
+    # CPU and TPU nodes, or only the fake TPU nodes beside a real node.
+    nodes: list[dict[str, object]] | None = None
     audit: bool = False
     verbose: bool = False
+    real_node: RealNode | None = None
     _procs: list[_Proc] = field(default_factory=list)
     api_port: int = 0
     pki: Pki | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the API server listens: the real node's bridge address (pods reach it
+        there), else loopback."""
+        return NODE_IP if self.real_node else "127.0.0.1"
 
     @property
     def kubeconfig(self) -> Path:
@@ -124,7 +120,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     @property
     def audit_log(self) -> Path:
@@ -148,9 +144,13 @@ class ControlPlane:
         self.tools = tools
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
-        self.pki = make_pki(self.workdir / "pki")
         deadline = time.monotonic() + timeout
         try:
+            if self.real_node:
+                self.real_node.create_bridge()
+            self.pki = make_pki(
+                self.workdir / "pki", extra_ips=(NODE_IP,) if self.real_node else ()
+            )
             self._start_etcd(tools, deadline)
             self._start_apiserver(tools, deadline)
             self._write_kubeconfig()
@@ -159,6 +159,8 @@ class ControlPlane:
             self._start_kcm(tools)
             self._start_scheduler(tools)
             self._start_jobset(tools, deadline)
+            if self.real_node:
+                self.real_node.start(self.server, self.pki, self.kubeconfig, deadline)
             self._start_agent(deadline)
             self._wait_default_service_account(deadline)
         except BaseException:
@@ -169,6 +171,7 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
+        node_problems = self.real_node.stop() if self.real_node else []
         for p in reversed(self._procs):
             if p.popen.poll() is None:
                 p.popen.send_signal(signal.SIGTERM)
@@ -179,6 +182,12 @@ class ControlPlane:
                 p.popen.kill()
                 p.popen.wait()
         self._procs.clear()
+        if self.real_node:
+            node_problems += self.real_node.remove_bridge()
+        if node_problems:
+            raise ControlPlaneError(
+                "the real node left the host changed: " + "; ".join(node_problems)
+            )
 
     def alive(self) -> dict[str, bool]:
         return {p.name: p.popen.poll() is None for p in self._procs}
@@ -202,14 +211,14 @@ class ControlPlane:
         self._procs.append(proc)
         return proc
 
-    def _wait(self, proc: _Proc, check: object, deadline: float, what: str) -> None:
+    def _wait(self, proc: _Proc, check: Callable[[], bool], deadline: float, what: str) -> None:
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
                 raise ControlPlaneError(
                     f"{proc.name} exited with {proc.popen.returncode} while {what}; "
                     f"log {proc.log}:\n{_tail(proc.log)}"
                 )
-            if check():  # type: ignore[operator]
+            if check():
                 return
             time.sleep(0.2)
         raise ControlPlaneError(f"timed out {what}; log {proc.log}:\n{_tail(proc.log)}")
@@ -242,23 +251,32 @@ class ControlPlane:
         argv = [
             str(tools.kube_apiserver),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={self.api_port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC" if self.real_node else "--authorization-mode=RBAC",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--endpoint-reconciler-type=none",
+            # The real node's pods reach the API server through the kubernetes Service.
+            "--endpoint-reconciler-type=lease"
+            if self.real_node
+            else "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1" if self.verbose else "--v=0",
         ]
+        if self.real_node:
+            argv += [
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+            ]
         if self.audit:
             policy = self.workdir / "audit-policy.yaml"
             policy.write_text(
@@ -360,12 +378,13 @@ class ControlPlane:
 
     def _start_kcm(self, tools: Tools) -> None:
         assert self.pki
+        controllers = KCM_CONTROLLERS + (REAL_NODE_CONTROLLERS if self.real_node else ())
         self._spawn(
             "kube-controller-manager",
             [
                 str(tools.kube_controller_manager),
                 f"--kubeconfig={self.kubeconfig}",
-                f"--controllers={','.join(KCM_CONTROLLERS)}",
+                f"--controllers={','.join(controllers)}",
                 f"--service-account-private-key-file={self.pki.sa_key}",
                 f"--root-ca-file={self.pki.ca_cert}",
                 "--use-service-account-credentials=false",
@@ -425,24 +444,27 @@ class ControlPlane:
         )
 
     def _start_agent(self, deadline: float) -> None:
+        """Beside a real node, the fake TPU nodes (hack/cluster/fakenodes.py); else the
+        process-running node agent with its CPU and TPU nodes."""
+        specs = self.nodes
+        if specs is None:
+            specs = TPU_NODES if self.real_node else AGENT_NODES
+        if not specs:
+            return
         nodes = self.workdir / "nodes.json"
-        nodes.write_text(json.dumps(self.nodes))
+        nodes.write_text(json.dumps(specs))
         ready = self.workdir / "agent.ready"
         ready.unlink(missing_ok=True)
-        proc = self._spawn(
-            "node-agent",
-            [
-                sys.executable,
-                "-m",
-                "hack.cluster.nodeagent",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--nodes={nodes}",
-                f"--workdir={self.workdir / 'agent'}",
-                f"--ready-file={ready}",
-            ],
-            env={"PYTHONPATH": _pythonpath()},
-        )
-        self._wait(proc, ready.exists, deadline, "waiting for the node agent to register nodes")
+        argv = [sys.executable, "-m"]
+        if self.real_node:
+            name = "fake-nodes"
+            argv += ["hack.cluster.fakenodes"]
+        else:
+            name = "node-agent"
+            argv += ["hack.cluster.nodeagent", f"--workdir={self.workdir / 'agent'}"]
+        argv += [f"--kubeconfig={self.kubeconfig}", f"--nodes={nodes}", f"--ready-file={ready}"]
+        proc = self._spawn(name, argv, env={"PYTHONPATH": _pythonpath()})
+        self._wait(proc, ready.exists, deadline, f"waiting for the {name} to register nodes")
 
     def _wait_default_service_account(self, deadline: float) -> None:
         """Pods are refused until the namespace's ``default`` ServiceAccount exists."""

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -57,126 +56,13 @@ from pathlib import Path
 from typing import Any
 
 from hack.cluster.kubeapi import MERGE, ApiError, Kube, Obj, pod_path
+from hack.cluster.nodeshapes import TPU_RESOURCE, node_objects, node_status, now, now_micro
 
 log = logging.getLogger("node-agent")
 
-KUBE_VERSION = "v1.34.4"
-TPU_RESOURCE = "google.com/tpu"
 LEASE_NS = "kube-node-lease"
 TERMINATION_LOG_LINES = 80
 TERMINATION_LOG_BYTES = 2048
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# -- nodes ----------------------------------------------------------------------------------
-
-
-def node_objects(spec: dict[str, Any]) -> list[Obj]:
-    """The Node objects for one entry of the agent's node list (a pure function)."""
-    if spec["kind"] == "cpu":
-        name = str(spec["name"])
-        return [
-            _node(
-                name,
-                labels={},
-                capacity={
-                    "cpu": str(spec.get("cpu", 16)),
-                    "memory": str(spec.get("memory", "64Gi")),
-                },
-                taints=[],
-            )
-        ]
-    pool = str(spec["pool"])
-    labels = {
-        "cloud.google.com/gke-nodepool": pool,
-        "cloud.google.com/gke-tpu-accelerator": str(spec["accelerator"]),
-        "cloud.google.com/gke-tpu-topology": str(spec["topology"]),
-    }
-    if spec.get("spot"):
-        labels["cloud.google.com/gke-spot"] = "true"
-    taints = [{"key": TPU_RESOURCE, "value": "present", "effect": "NoSchedule"}]
-    return [
-        _node(
-            f"gke-{pool}-{i}",
-            labels=labels,
-            capacity={"cpu": "200", "memory": "400Gi", TPU_RESOURCE: str(spec["chips"])},
-            taints=taints,
-        )
-        for i in range(int(spec["hosts"]))  # type: ignore[call-overload]
-    ]
-
-
-def _node(name: str, labels: dict[str, str], capacity: dict[str, str], taints: list[Obj]) -> Obj:
-    capacity = {"pods": "110", "ephemeral-storage": "100Gi", **capacity}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "arcx.dev/test-node": "true",
-                **labels,
-            },
-        },
-        "spec": {"taints": taints} if taints else {},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    }
-
-
-def node_status(node: Obj) -> Obj:
-    t = now()
-    return {
-        "status": {
-            "capacity": node["status"]["capacity"],
-            "allocatable": node["status"]["allocatable"],
-            "addresses": [
-                {"type": "InternalIP", "address": "127.0.0.1"},
-                {"type": "Hostname", "address": node["metadata"]["name"]},
-            ],
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "arcx test node agent is posting ready status",
-                    "lastHeartbeatTime": t,
-                    "lastTransitionTime": t,
-                },
-                *[
-                    {
-                        "type": c,
-                        "status": "False",
-                        "reason": f"KubeletHasNo{c}",
-                        "lastHeartbeatTime": t,
-                        "lastTransitionTime": t,
-                    }
-                    for c in ("MemoryPressure", "DiskPressure", "PIDPressure")
-                ],
-            ],
-            "nodeInfo": {
-                "kubeletVersion": KUBE_VERSION,
-                "kubeProxyVersion": "",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-                "containerRuntimeVersion": "arcx-node-agent://0",
-                "osImage": "arcx test node",
-                "kernelVersion": os.uname().release,
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-        }
-    }
 
 
 # -- downward API and env -------------------------------------------------------------------

@@ -82,8 +82,9 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_pki(directory: Path) -> Pki:
-    """Generate every key and certificate the control plane needs into ``directory``."""
+def make_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Generate every key and certificate the control plane needs into ``directory``;
+    ``extra_ips`` are further addresses the API server serves on (the real node's bridge)."""
     directory.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -93,7 +94,7 @@ def make_pki(directory: Path) -> Pki:
     serving_key = ec.generate_private_key(ec.SECP256R1())
     dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "10.0.0.1")]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "10.0.0.1", *extra_ips)]
     serving = _cert(
         _name("kube-apiserver"),
         serving_key,
@@ -135,3 +136,18 @@ def make_pki(directory: Path) -> Pki:
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+def make_client_cert(pki: Pki, cn: str, org: str | None, stem: Path) -> tuple[Path, Path]:
+    """A client certificate signed by the cluster CA (``stem``.crt and ``stem``.key): the
+    real node's kubelet (system:node:NAME in system:nodes) and kube-proxy (system:kube-proxy)
+    authenticate with these, as kubeadm's do."""
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert(_name(cn, org), key, ca.subject, ca_key, usages=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    crt, keyfile = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, keyfile)
+    return crt, keyfile

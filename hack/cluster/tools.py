@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,16 @@ _FIELDS = {
 }
 
 
+# The real node's binaries: built like the control plane's, so in the same env lines.
+_NODE_FIELDS = {
+    "kubelet": "ARCX_KUBELET",
+    "kube_proxy": "ARCX_KUBE_PROXY",
+    "coredns": "ARCX_COREDNS",
+}
+# And what Debian's packages provide (containerd, runc, containernetworking-plugins).
+NODE_PACKAGES = {"containerd": "containerd", "runc": "runc", "ctr": "containerd"}
+
+
 class ToolsMissing(RuntimeError):
     """The binaries are not built; the message says which command builds them."""
 
@@ -40,6 +51,13 @@ class Tools:
 
     def env(self) -> dict[str, str]:
         return {var: str(getattr(self, field)) for field, var in _FIELDS.items()}
+
+
+@dataclass(frozen=True)
+class NodeTools:
+    kubelet: Path
+    kube_proxy: Path
+    coredns: Path
 
 
 def _parse_env_lines(text: str) -> dict[str, str]:
@@ -74,3 +92,26 @@ def find_tools(*, build: bool = False) -> Tools:
         if not p.exists():
             raise ToolsMissing(f"{_FIELDS[field]}={p} does not exist; run {BUILD_SCRIPT}")
     return Tools(**paths)
+
+
+def find_node_tools() -> NodeTools:
+    """The real node's binaries (built by build.sh) and packages (on PATH); raises
+    :class:`ToolsMissing` naming what to build or install."""
+    missing = sorted({pkg for cmd, pkg in NODE_PACKAGES.items() if not shutil.which(cmd)})
+    if missing:
+        raise ToolsMissing(
+            f"the real node needs Debian packages: apt-get install {' '.join(missing)}"
+        )
+    values = {var: os.environ[var] for var in _NODE_FIELDS.values() if os.environ.get(var)}
+    if len(values) < len(_NODE_FIELDS):
+        proc = subprocess.run(
+            [str(BUILD_SCRIPT), "--print-env"], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise ToolsMissing(f"{BUILD_SCRIPT} failed:\n{proc.stderr[-4000:]}")
+        values = {**_parse_env_lines(proc.stdout), **values}
+    paths = {field: Path(values.get(var, "")) for field, var in _NODE_FIELDS.items()}
+    for field, p in paths.items():
+        if not p.is_file():
+            raise ToolsMissing(f"{_NODE_FIELDS[field]}={p} does not exist; run {BUILD_SCRIPT}")
+    return NodeTools(**paths)

@@ -8,7 +8,8 @@
 # Everything comes from Go and the module proxy, each through a small wrapper module whose
 # go.mod/go.sum pin every dependency: kube-apiserver, kube-controller-manager, kube-scheduler
 # and kubectl from k8s.io/kubernetes (hack/tools/k8s), etcd from go.etcd.io/etcd/server/v3
-# (hack/tools/etcd), the JobSet controller from sigs.k8s.io/jobset (hack/tools/jobset), helm
+# (hack/tools/etcd), the real test node's kubelet and kube-proxy from the same k8s wrapper,
+# CoreDNS from github.com/coredns/coredns (hack/tools/coredns), the JobSet controller from sigs.k8s.io/jobset (hack/tools/jobset), helm
 # from helm.sh/helm/v3/cmd/helm (hack/tools/helm). Versions are in versions.env.
 # It then runs hack/tools/fake-gcs-server.sh (the GCS tier's server, its own script).
 # Binaries live outside the work tree in ${ARCX_TOOLS_CACHE:-$HOME/.cache/arcx-tools}/
@@ -92,6 +93,19 @@ build_kube() {
   rmdir "$tmp"
 }
 
+build_node() {  # the real node's kubelet and kube-proxy: same wrapper module and pins
+  local tmp
+  check_pin "$HERE/k8s" k8s.io/kubernetes "$KUBE_VERSION"
+  tmp=$(mktemp -d "$CACHE/.node.XXXXXX")
+  log "building kubelet, kube-proxy $KUBE_VERSION"
+  (cd "$HERE/k8s" && go build -ldflags="$(kube_ldflags)" -o "$tmp/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  for b in kubelet kube-proxy; do
+    install_into "$b" "$KUBE_VERSION" "$tmp/$b"
+  done
+  rmdir "$tmp"
+}
+
 build_kubectl() {  # same wrapper module and Go build cache as build_kube
   local tmp
   check_pin "$HERE/k8s" k8s.io/kubernetes "$KUBE_VERSION"
@@ -128,6 +142,8 @@ missing=()
 have_kube kube-apiserver && have_kube kube-controller-manager && have_kube kube-scheduler \
   || missing+=(kube)
 have_kube kubectl || missing+=(kubectl)
+have_kube kubelet && have_kube kube-proxy || missing+=(node)
+have coredns "$COREDNS_VERSION" || missing+=(coredns)
 have etcd "$ETCD_VERSION" || missing+=(etcd)
 have jobset "$JOBSET_VERSION" && [[ -f "$CACHE/jobset-$JOBSET_VERSION/crd/jobset.x-k8s.io_jobsets.yaml" ]] \
   || missing+=(jobset)
@@ -144,6 +160,9 @@ for m in "${missing[@]}"; do
   case $m in
     kube) build_kube ;;
     kubectl) build_kubectl ;;
+    node) build_node ;;
+    coredns) build_wrapped coredns coredns github.com/coredns/coredns "$COREDNS_VERSION" \
+               github.com/coredns/coredns ;;
     etcd) build_wrapped etcd etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
     jobset) have jobset "$JOBSET_VERSION" \
               || build_wrapped jobset jobset sigs.k8s.io/jobset "$JOBSET_VERSION" sigs.k8s.io/jobset \
@@ -170,5 +189,8 @@ if [[ $MODE == env ]]; then
   echo "ARCX_JOBSET=$(bin_path jobset "$JOBSET_VERSION")"
   echo "ARCX_JOBSET_CRDS=$CACHE/jobset-$JOBSET_VERSION/crd"
   echo "ARCX_HELM=$(bin_path helm "$HELM_VERSION")"
+  echo "ARCX_KUBELET=$(bin_path kubelet "$KUBE_VERSION")"
+  echo "ARCX_KUBE_PROXY=$(bin_path kube-proxy "$KUBE_VERSION")"
+  echo "ARCX_COREDNS=$(bin_path coredns "$COREDNS_VERSION")"
   if [[ -n $FAKE_GCS ]]; then echo "ARCX_FAKE_GCS_SERVER=$FAKE_GCS"; fi
 fi

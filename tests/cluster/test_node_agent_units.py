@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hack.cluster.nodeagent import expand, field_ref, node_objects
+from hack.cluster.nodeagent import expand, field_ref
+from hack.cluster.nodeshapes import node_objects
 
 POD = {
     "metadata": {

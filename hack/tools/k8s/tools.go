@@ -1,11 +1,13 @@
 //go:build tools
 
-// Package tools pins the Kubernetes control-plane commands that hack/tools/build.sh builds.
+// Package tools pins the Kubernetes control-plane and node commands that hack/tools/build.sh builds.
 package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
