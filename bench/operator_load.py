@@ -73,7 +73,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="arcx-bench-operator-"))
-    with local_cluster(work / "cp", audit=True) as cluster:
+    # The operator as a local process (its requests are what is counted): the node agent.
+    with local_cluster(work / "cp", audit=True, real_node=False) as cluster:
         system = start_arcx(cluster, work)
         assert system.operator and system.operator.popen
         system.operator.stop()  # restart with the chart's default intervals

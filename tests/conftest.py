@@ -3,9 +3,11 @@
 ``cluster``: a Kubernetes API to test against, for the whole session. With
 ``ARCX_E2E_KUBECONFIG`` set it is that cluster (kind, for instance); otherwise the local
 control plane of ``hack/cluster`` is started (real etcd, kube-apiserver, controller manager,
-scheduler and JobSet controller, built by ``hack/tools/build.sh``; the test node agent
-stands in for kubelets). When the binaries are not built, tests that use it are skipped,
-except under CI (``CI`` set), where the missing build is an error.
+scheduler and JobSet controller, built by ``hack/tools/build.sh``) with the real node:
+containerd and a kubelet running the project's images (hack/cluster/node.py; needs root).
+``ARCX_E2E_NODE=agent`` puts the process-running test node agent in the kubelet's place.
+When the binaries are not built, tests that use it are skipped, except under CI (``CI``
+set), where the missing build is an error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hack.cluster.cluster import Cluster, external_cluster, local_cluster  # noqa: E402
+from hack.cluster.images import ImageBuildError  # noqa: E402
 from hack.cluster.tools import ToolsMissing  # noqa: E402
 
 
@@ -34,9 +37,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield external_cluster(Path(kubeconfig))
         return
     try:
-        cm = local_cluster(tmp_path_factory.mktemp("control-plane"))
+        real_node = os.environ.get("ARCX_E2E_NODE", "real") != "agent"
+        cm = local_cluster(tmp_path_factory.mktemp("control-plane"), real_node=real_node)
         c = cm.__enter__()
-    except ToolsMissing as e:
+    except (ToolsMissing, ImageBuildError) as e:
         if os.environ.get("CI"):
             pytest.fail(str(e))
         pytest.skip(str(e))

@@ -37,6 +37,7 @@ def cpu_job(
     max_restarts: int = 2,
     layers: list[int] | None = None,
     shared: Path | None = None,
+    claim: str | None = None,
 ) -> Obj:
     """The CPU sample (manifests/samples/cpu-2x2.yaml) on the embedded tiny model and the
     bundled ARC training tasks, writing to ``output``.
@@ -44,7 +45,9 @@ def cpu_job(
     ``shared``: a directory mounted into the pods at the same path through the resource's
     ``spec.volumes`` (hostPath) and ``spec.volumeMounts``; on kind it is the directory
     hack/kind-e2e.sh mounts into the node. Without it the sample's /data volume is dropped
-    (the pods then see only their own filesystem, the host's under the local node agent)."""
+    (the pods then see only their own filesystem, the host's under the local node agent).
+    ``claim``: mount ``shared`` from that PersistentVolumeClaim instead of a hostPath
+    (hack/cluster/volumes.py: what a ``restricted`` namespace admits, on the real node)."""
     body = copy.deepcopy(sample("cpu-2x2"))
     body["metadata"] = {"name": name}
     spec: dict[str, Any] = body["spec"]
@@ -59,8 +62,11 @@ def cpu_job(
     spec.pop("volumes", None)
     spec.pop("volumeMounts", None)
     if shared is not None:
-        host = {"path": str(shared), "type": "DirectoryOrCreate"}
-        spec["volumes"] = [{"name": "shared", "hostPath": host}]
+        if claim:
+            spec["volumes"] = [{"name": "shared", "persistentVolumeClaim": {"claimName": claim}}]
+        else:
+            host = {"path": str(shared), "type": "DirectoryOrCreate"}
+            spec["volumes"] = [{"name": "shared", "hostPath": host}]
         spec["volumeMounts"] = [{"name": "shared", "mountPath": str(shared)}]
     return body
 

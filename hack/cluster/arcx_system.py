@@ -2,9 +2,10 @@
 process that authenticates with a token of the chart's own ServiceAccount (from the
 TokenRequest API), so the chart's RBAC is what the tests exercise.
 
-On the local control plane no Deployment controller runs, so the chart's Deployment creates
-no pod; the local process is the operator. On kind the chart's Deployment runs the operator
-image and no local process is started.
+With the real node (and on kind) the chart's Deployment runs the operator image, in a
+namespace that enforces Pod Security ``restricted``, reading job progress from the shared
+directory through a claim mounted read-only. With the test node agent no Deployment controller
+runs, so the chart's Deployment creates no pod; a local process is the operator.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from hack.cluster.cluster import Cluster
 from hack.cluster.controlplane import free_port
 from hack.cluster.tools import REPO
+from hack.cluster.volumes import CLAIM, restricted_namespace, share, unshare
 from hack.cluster.waiting import wait_for
 
 CHART = REPO / "charts" / "arcx"
@@ -131,19 +133,80 @@ class OperatorProcess:
 
 @dataclass
 class ArcxSystem:
-    """The installed chart and, on the local control plane, the operator process."""
+    """The installed chart and, with the node agent, the operator process."""
 
     cluster: Cluster
     namespace: str
     service_account: str
     operator: OperatorProcess | None
 
+    def stop(self) -> None:
+        """Stop the operator: the local process, or the chart's Deployment (uninstalled, so
+        later tests of the session have the API to themselves)."""
+        if self.operator:
+            self.operator.stop()
+            return
+        if self.cluster.real_node:
+            self.cluster.helm("uninstall", RELEASE, "--namespace", self.namespace, "--wait")
+            wait_for(
+                "the operator pods to go",
+                lambda: (
+                    not self.cluster.kube.get(
+                        f"/api/v1/namespaces/{self.namespace}/pods",
+                        labelSelector="app.kubernetes.io/name=arcx",
+                    )["items"]
+                ),
+                timeout=90,
+            )
+            unshare(self.cluster.kube, self.namespace)
+            self.cluster.kube.delete(f"/api/v1/namespaces/{self.namespace}")
+            wait_for(
+                f"namespace {self.namespace} to be deleted",
+                lambda: (
+                    self.cluster.kube.get_or_none(f"/api/v1/namespaces/{self.namespace}") is None
+                ),
+                timeout=120,
+            )
 
-def start_arcx(cluster: Cluster, workdir: Path, namespace: str = NAMESPACE) -> ArcxSystem:
-    objects = install_chart(cluster, namespace)
+
+def real_node_values(cluster: Cluster, shared: Path) -> list[str]:
+    """helm --set flags: the locally built images, never pulled, and the shared claim."""
+    op_repo, op_tag = cluster.images["operator"].rsplit(":", 1)
+    job_repo, job_tag = cluster.images["job-cpu"].rsplit(":", 1)
+    flags = {
+        "image.repository": op_repo,
+        "image.tag": op_tag,
+        "image.pullPolicy": "Never",
+        "jobImage.repository": job_repo,
+        "jobImage.tag": job_tag,
+        "extraVolumes[0].name": "shared",
+        "extraVolumes[0].persistentVolumeClaim.claimName": CLAIM,
+        "extraVolumes[0].persistentVolumeClaim.readOnly": "true",
+        "extraVolumeMounts[0].name": "shared",
+        "extraVolumeMounts[0].mountPath": str(shared),
+        "extraVolumeMounts[0].readOnly": "true",
+        "syncIntervalSeconds": "2",
+        "progressIntervalSeconds": "2",
+    }
+    out = []
+    for k, v in flags.items():
+        out += ["--set-string" if k.endswith(".tag") else "--set", f"{k}={v}"]
+    return out
+
+
+def start_arcx(
+    cluster: Cluster, workdir: Path, namespace: str = NAMESPACE, shared: Path | None = None
+) -> ArcxSystem:
+    if cluster.real_node:
+        assert shared is not None, "the real node's operator reads progress from the shared dir"
+        cluster.kube.create("/api/v1/namespaces", restricted_namespace(namespace))
+        share(cluster.kube, namespace, shared)
+        objects = install_chart(cluster, namespace, *real_node_values(cluster, shared))
+    else:
+        objects = install_chart(cluster, namespace)
     sa = service_account_of(objects)
     operator = None
-    if cluster.local:
+    if cluster.node_agent:
         assert cluster.control_plane
         token = service_account_token(cluster, namespace, sa)
         kubeconfig = cluster.control_plane.kubeconfig_for_token(
@@ -161,7 +224,37 @@ def start_arcx(cluster: Cluster, workdir: Path, namespace: str = NAMESPACE) -> A
             ),
             timeout=60,
         )
+    else:
+        wait_for(
+            "the operator Deployment to be available and take its lease",
+            lambda: (
+                _available(cluster, namespace)
+                and cluster.kube.get_or_none(
+                    f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/arcx-operator"
+                )
+            ),
+            timeout=180,
+            describe=lambda: _pods_described(cluster, namespace),
+        )
     return ArcxSystem(cluster, namespace, sa, operator)
+
+
+def _available(cluster: Cluster, namespace: str) -> bool:
+    deps = cluster.kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
+    return bool(deps) and all(
+        (d.get("status") or {}).get("availableReplicas", 0) >= 1 for d in deps
+    )
+
+
+def _pods_described(cluster: Cluster, namespace: str) -> str:
+    pods = cluster.kube.get(f"/api/v1/namespaces/{namespace}/pods")["items"]
+    events = cluster.kube.get(f"/api/v1/namespaces/{namespace}/events")["items"][-10:]
+    lines = [
+        f"pod {p['metadata']['name']}: {p.get('status', {}).get('phase')} "
+        f"{str(p.get('status', {}).get('containerStatuses'))[:400]}"
+        for p in pods
+    ]
+    return "\n".join(lines + [f"event {e.get('reason')}: {e.get('message')}" for e in events])
 
 
 def _raise_dead(op: OperatorProcess) -> bool:

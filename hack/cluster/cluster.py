@@ -1,17 +1,27 @@
-"""``Cluster``: what a test needs of a Kubernetes cluster, local control plane or kind alike."""
+"""``Cluster``: what a test needs of a Kubernetes cluster, local control plane or kind alike.
+
+The local cluster comes in two kinds: with the real node (containerd and a kubelet run the
+project's images; hack/cluster/node.py), the default, or with the process-running test node
+agent (``ARCX_E2E_NODE=agent``; hack/cluster/nodeagent.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hack.cluster.controlplane import ControlPlane
+from hack.cluster.controlplane import SERVICE_CIDR, ControlPlane
+from hack.cluster.images import build as build_image
 from hack.cluster.kubeapi import Kube
-from hack.cluster.tools import find_tools
+from hack.cluster.node import RealNode
+from hack.cluster.tools import ToolsMissing, find_node_tools, find_tools
+
+LOCK = Path("/run/lock/arcx-real-node.lock")
 
 
 class CommandFailed(RuntimeError):
@@ -30,10 +40,23 @@ class Cluster:
     kubectl_bin: str
     helm_bin: str
     control_plane: ControlPlane | None = None
+    # The images pods run, by the Dockerfile target they are built from (operator, job-cpu),
+    # on the real node; empty elsewhere (kind loads its own, the node agent ignores them).
+    images: dict[str, str] = field(default_factory=dict)
 
     @property
     def local(self) -> bool:
+        """The local control plane (with its fake TPU nodes), whichever node runs the pods."""
         return self.control_plane is not None
+
+    @property
+    def node_agent(self) -> bool:
+        """Pods are host processes of the test node agent, not containers."""
+        return self.control_plane is not None and self.control_plane.real_node is None
+
+    @property
+    def real_node(self) -> bool:
+        return self.control_plane is not None and self.control_plane.real_node is not None
 
     @property
     def kube(self) -> Kube:
@@ -59,15 +82,52 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def local_cluster(workdir: Path, *, audit: bool = False) -> Iterator[Cluster]:
-    """Start the local control plane in ``workdir``; raises ToolsMissing when not built."""
+def local_cluster(
+    workdir: Path, *, audit: bool = False, real_node: bool = True
+) -> Iterator[Cluster]:
+    """Start the local control plane in ``workdir``, with the real node (its images built or
+    taken from the cache first) or the node agent; raises ToolsMissing when something it
+    needs is not built or installed. One real node at a time runs on a machine (the bridge,
+    kube-proxy's iptables chains): a second waits for the first."""
     tools = find_tools()
-    cp = ControlPlane(workdir, tools=tools, audit=audit)
-    cp.start()
-    try:
-        yield Cluster(cp.kubeconfig, str(tools.kubectl), str(tools.helm), cp)
-    finally:
-        cp.stop()
+    node = None
+    images: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if real_node:
+            node_tools = find_node_tools()
+            stack.enter_context(machine_lock())
+            pause = build_image("pause")
+            built = [build_image(n) for n in ("operator", "job-cpu")]
+            images = {i.name: i.ref for i in built}
+            node = RealNode(workdir / "node", node_tools, built, pause, SERVICE_CIDR)
+        cp = ControlPlane(workdir, tools=tools, audit=audit, real_node=node)
+        cp.start(timeout=300 if node else 120)
+        try:
+            yield Cluster(cp.kubeconfig, str(tools.kubectl), str(tools.helm), cp, images)
+        finally:
+            cp.stop()
+
+
+@contextlib.contextmanager
+def machine_lock(timeout: float = 1800) -> Iterator[None]:
+    """Held while a real node runs on this machine."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ToolsMissing(
+                        f"another real node held {LOCK} for {timeout:.0f}s"
+                    ) from None
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def external_cluster(kubeconfig: Path) -> Cluster:

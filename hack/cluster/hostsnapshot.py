@@ -34,7 +34,8 @@ def _save(binary: str) -> str:
 
 
 def _chains(save: str) -> dict[str, set[str]]:
-    """``{table: {chain, ...}}`` of an iptables-save text."""
+    """``{table: {chain, ...}}`` of an iptables-save text: user-defined chains only (a
+    built-in chain has a policy, and can be neither added nor deleted)."""
     out: dict[str, set[str]] = {}
     table = ""
     for line in save.splitlines():
@@ -42,7 +43,9 @@ def _chains(save: str) -> dict[str, set[str]]:
             table = line[1:]
             out.setdefault(table, set())
         elif line.startswith(":"):
-            out.setdefault(table, set()).add(line[1:].split()[0])
+            name, policy = line[1:].split()[:2]
+            if policy == "-":
+                out.setdefault(table, set()).add(name)
     return out
 
 

@@ -22,16 +22,19 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from hack.cluster import nodeconfig as nc
 from hack.cluster.hostsnapshot import HostState
-from hack.cluster.images import Image
 from hack.cluster.kubeapi import ApiError, Kube
 from hack.cluster.pki import Pki, make_client_cert
 from hack.cluster.procs import Procs, free_port
 from hack.cluster.tools import NodeTools
+
+if TYPE_CHECKING:
+    from hack.cluster.images import Image
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 

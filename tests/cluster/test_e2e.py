@@ -1,8 +1,12 @@
 """End-to-end scenarios of issue 6, against any kubeconfig (the local control plane by
 default, ``ARCX_E2E_KUBECONFIG`` for kind). Everything is real: the API server, the
-controller manager, the scheduler, the JobSet controller, helm, the operator under the
-chart's RBAC, and `arcx run` in every pod. Only the kubelet is the test node agent
-(hack/cluster/nodeagent.py), because no container runtime can run here.
+controller manager, the scheduler, the JobSet controller, helm, the chart's Deployment
+running the operator image under the chart's RBAC, the kubelet with containerd running the
+job-cpu image (`arcx run`) in every pod, cluster DNS for the JAX coordinator, in namespaces
+that enforce Pod Security ``restricted``. The model, tasks and outputs are a host directory
+the pods mount through a claim. Only the TPU nodes are fake Node objects (scenario 8).
+With ``ARCX_E2E_NODE=agent`` the test node agent (hack/cluster/nodeagent.py) runs the pods
+as host processes instead, and the operator is a local process.
 
 Scenario 5 (invalid resources rejected by the API server) is
 tests/operator/test_crd_validation.py, on the same ``cluster`` fixture.
@@ -24,6 +28,7 @@ from hack.cluster import aej
 from hack.cluster.arcx_system import ArcxSystem
 from hack.cluster.cluster import Cluster
 from hack.cluster.kubeapi import Obj, pod_path
+from hack.cluster.volumes import CLAIM, make_namespace
 from hack.cluster.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -77,6 +82,11 @@ def _phase(
     )
 
 
+def _cpu_job(cluster: Cluster, name: str, **kw: object) -> Obj:
+    """aej.cpu_job with the shared directory through its claim on the real node."""
+    return aej.cpu_job(name, claim=CLAIM if cluster.real_node else None, **kw)  # type: ignore[arg-type]
+
+
 def _arcx(*args: str) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).parent / "arcx")
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
@@ -107,7 +117,9 @@ def test_deleting_the_resource_removes_everything(
     aej.create(
         cluster.kube,
         namespace,
-        aej.cpu_job(name, model_dir=tiny_model, output=shared_dir / "doomed", shared=shared_dir),
+        _cpu_job(
+            cluster, name, model_dir=tiny_model, output=shared_dir / "doomed", shared=shared_dir
+        ),
     )
 
     def all_exist() -> dict[str, list[str]] | None:
@@ -156,9 +168,11 @@ def test_tpu_samples_land_on_matching_tpu_nodes(
 ) -> None:
     """Scenario 8: pods land only on (fake) TPU nodes of the sample's accelerator and
     topology (spot ones for a spot sample), with one pod per host of every slice. Decoy
-    pools (on-demand v5e 4x4, v4 2x2x2) exist so a wrong selector would be caught."""
+    pools (on-demand v5e 4x4, v4 2x2x2) exist so a wrong selector would be caught. The TPU
+    nodes are Node objects no kubelet runs (hack/cluster/fakenodes.py beside the real node):
+    there are no TPUs here, and placement is the scheduler's work, which is real."""
     if not cluster.local:
-        pytest.skip("needs the fake TPU nodes of the local node agent")
+        pytest.skip("needs the fake TPU nodes of the local control plane")
     body = aej.sample(sample)
     name = body["metadata"]["name"]
     sa = body["spec"].get("serviceAccountName")
@@ -220,13 +234,9 @@ def reference_run(
     """Scenario 1's run, shared with scenario 2 as the uninterrupted reference."""
     ns = "e2e-reference"
     if cluster.kube.get_or_none(f"/api/v1/namespaces/{ns}") is None:
-        cluster.kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
-    wait_for(
-        "the default ServiceAccount",
-        lambda: cluster.kube.get_or_none(f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
-    )
+        make_namespace(cluster.kube, ns, shared_dir if cluster.real_node else None)
     out = shared_dir / "reference"
-    body = aej.cpu_job("reference", model_dir=tiny_model, output=out, shared=shared_dir)
+    body = _cpu_job(cluster, "reference", model_dir=tiny_model, output=out, shared=shared_dir)
     aej.create(cluster.kube, ns, body)
     done = _phase(cluster, arcx, ns, "reference", "Succeeded", "Failed")
     return ns, out, done
@@ -246,10 +256,14 @@ def test_cpu_sample_succeeds(cluster: Cluster, reference_run: tuple[str, Path, O
     jobset = _jobset(cluster, ns, "reference")
     assert jobset is not None
     pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    assert {
-        "name": "shared",
-        "hostPath": {"path": str(out.parent), "type": "DirectoryOrCreate"},
-    } in pod["volumes"]
+    if cluster.real_node:
+        volume = {"name": "shared", "persistentVolumeClaim": {"claimName": CLAIM}}
+    else:
+        volume = {
+            "name": "shared",
+            "hostPath": {"path": str(out.parent), "type": "DirectoryOrCreate"},
+        }
+    assert volume in pod["volumes"]
     progress = status["progress"]
     assert progress["unitsTotal"] == 8  # 8 tasks, 1 per unit
     assert progress["unitsCommitted"] == progress["unitsTotal"]
@@ -277,7 +291,9 @@ def test_preempted_pod_resumes_to_identical_output(
     assert ref["status"]["phase"] == "Succeeded"
     name = "preempted"
     out = shared_dir / "preempted"
-    body = aej.cpu_job(name, model_dir=tiny_model, output=out, max_restarts=0, shared=shared_dir)
+    body = _cpu_job(
+        cluster, name, model_dir=tiny_model, output=out, max_restarts=0, shared=shared_dir
+    )
     aej.create(cluster.kube, namespace, body)
     marker = wait_for(
         "the first committed unit",
@@ -326,7 +342,8 @@ def test_crashing_job_fails_after_max_restarts(
     blocker = shared_dir / "crash-blocker"
     blocker.write_text("a file where a directory should be\n")
     name = "crasher"
-    body = aej.cpu_job(
+    body = _cpu_job(
+        cluster,
         name,
         model_dir=tiny_model,
         output=blocker / "out",
@@ -354,7 +371,8 @@ def test_config_error_fails_at_once(
     no restart and the message in the resource's conditions."""
     name = "misconfigured"
     missing = shared_dir / "no-such-model"
-    body = aej.cpu_job(
+    body = _cpu_job(
+        cluster,
         name,
         model_dir=missing,
         output=shared_dir / "misconfigured",
@@ -386,7 +404,7 @@ def test_operator_restart_mid_run(
     second JobSet, and the status catches up to Succeeded with all units."""
     name = "survivor"
     out = shared_dir / "survivor"
-    body = aej.cpu_job(name, model_dir=tiny_model, output=out, shared=shared_dir)
+    body = _cpu_job(cluster, name, model_dir=tiny_model, output=out, shared=shared_dir)
     aej.create(cluster.kube, namespace, body)
     first = wait_for(
         "the JobSet",
