@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run Qwen2-family models over ARC-AGI tasks and record their activations.",
     )
     parser.add_argument("--version", action="version", version=f"arcx {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "human", "json"),
+        default=None,
+        help="progress as live bars (human) or JSON events (json); auto (the default, or "
+        "$ARCX_LOG_FORMAT): bars on a terminal, JSON otherwise",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.log_format:
+        from arcx.runner.progress import set_log_format
+
+        set_log_format(args.log_format)  # inherited by the processes a command starts
     return int(args.func(args) or 0)
 
 

@@ -33,7 +33,7 @@ from arcx import exitcodes
 from arcx.config import ConfigError, JobConfig
 from arcx.runner import batching, commit, distributed, layout, manifest, shards, sync
 from arcx.runner.plan import Unit, plan_units, units_for_slice
-from arcx.runner.progress import Progress, log_event
+from arcx.runner.progress import EventRecorder, Progress, log_event
 from arcx.runner.work import PromptMaker, Sequence, UnitWork
 from arcx.storage import Storage, StorageError, open_storage
 
@@ -232,12 +232,22 @@ class Runner:
         done_flags = self._committed_flags(units)
         todo = [u for u, done in zip(units, done_flags, strict=True) if not done]
         self.stats.units_skipped = len(units) - len(todo)
+        # Host 0 keeps its events in the store for `arcx report` (one file per attempt).
+        recorder = (
+            EventRecorder(
+                self.storage, f"slice{self.cluster.slice_index:03d}-{time.time_ns():020d}"
+            )
+            if self.is_host0
+            else None
+        )
         self.progress = Progress(
-            units_total=len(units), units_done=len(units) - len(todo), enabled=self.is_host0
+            units_total=len(units),
+            units_done=len(units) - len(todo),
+            enabled=self.is_host0,
+            recorder=recorder,
         )
         if self.is_host0:
-            log_event(
-                "start",
+            start_fields = dict(
                 slice=self.cluster.slice_index,
                 processes=self.cluster.num_processes,
                 devices=int(self.mesh.devices.size),
@@ -245,6 +255,9 @@ class Runner:
                 unitsToDo=len(todo),
                 unitsAlreadyCommitted=self.stats.units_skipped,
             )
+            log_event("start", **start_fields)
+            if recorder is not None:
+                recorder.record("start", **start_fields)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-writer")
         self.pending_commit: PendingCommit | None = None
         with (
@@ -265,6 +278,7 @@ class Runner:
                 self._run_unit(unit, work)  # commits the previous unit on the way
                 self.stats.units_done += 1
             self._finish_pending()
+        self.progress.close()  # ends the bar; the last events reach the store
         self.stats.seconds = time.monotonic() - started
         self.stats.seconds = time.monotonic() - started
         return self.stats
@@ -317,6 +331,7 @@ class Runner:
         already written is committed first; the unit in progress is abandoned."""
         if sync.any_flag(self.stop.set):
             self._finish_pending()
+            self.progress.close()
             raise Preempted()
 
     def _inputs(
@@ -437,7 +452,13 @@ class Runner:
         self.stats.sequences += len(seqs)
         self.stats.tokens_kept += sum(len(k) for k in keep)
         self.stats.skipped += work.skipped
-        self.progress.add_tokens(work.num_tasks, sum(s.length for s in seqs))
+        self.progress.add_tokens(
+            work.num_tasks,
+            sum(s.length for s in seqs),
+            unit=unit.index,
+            real_total=self.stats.tokens_real,
+            padded_total=self.stats.tokens_padded,
+        )
         return PendingCommit(unit, work, keep, predictions, self.writer.submit(write))
 
     def _finish_pending(self) -> None:
