@@ -71,6 +71,11 @@ def _prepare(args: argparse.Namespace) -> int:
         f"duplicates dropped: {summary.duplicates}"
         + (", stopped at --max-tasks" if summary.stopped_at_max_tasks else "")
     )
+    if summary.missing_solutions:
+        print(
+            f"  {summary.missing_solutions} tasks have no entry in the solutions file: "
+            "kept with unknown test outputs (not scored)"
+        )
     if summary.rejected:
         print(f"  rejected rows and reasons: {summary.out}/{REJECTED_KEY}")
         _print_rejected_head(summary.out, REJECTED_KEY)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcx.storage import NotFound, Storage, open_storage
+from arcx.tasks.grids import InvalidRecord
 from arcx.tasks.task import Task, challenge_record, solution_record, task_from_records
 
 FORMAT = "arcx-task-store"
@@ -33,6 +34,10 @@ DEFAULT_SHARD_SIZE = 1000
 
 class StoreError(Exception):
     """The store is missing, incomplete or inconsistent; the message says which file."""
+
+
+class UnstorableTask(InvalidRecord):
+    """A task whose record JSON cannot hold (e.g. metadata of a type JSON lacks)."""
 
 
 def shard_keys(number: int) -> tuple[str, str]:
@@ -58,7 +63,12 @@ class TaskStoreWriter:
         self.num_tasks = 0
 
     def add(self, task: Task) -> None:
-        c, s = _line(challenge_record(task)), _line(solution_record(task))
+        """Append ``task``; UnstorableTask (and no change) when its metadata is not JSON."""
+        try:
+            c, s = _line(challenge_record(task)), _line(solution_record(task))
+        except (TypeError, ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            raise UnstorableTask(f"cannot be written as JSON: {why}") from None
         self._hash.update(c)
         self._hash.update(s)
         self._challenges.append(c)
