@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "arcx.model.commands",
     "arcx.runner.commands",
     "arcx.sae.commands",
+    "arcx.planning.commands",
 )
 
 
