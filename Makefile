@@ -10,14 +10,14 @@ STAMP := $(VENV)/.arcx-installed
 
 .PHONY: setup system tools demo test test-fast lint format clean kind-e2e
 
-$(RUNTIME_STAMP): constraints.txt job_image/pyproject.toml
+$(RUNTIME_STAMP): constraints.txt store/pyproject.toml job_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e 'job_image[report]'
+	$(BIN)/pip install -q -c constraints.txt -e store -e 'job_image[report]'
 	touch $@
 
 $(STAMP): $(RUNTIME_STAMP) requirements-dev.txt operator/pyproject.toml
-	$(BIN)/pip install -q -c constraints.txt -e 'job_image[report]' -e operator -r requirements-dev.txt
+	$(BIN)/pip install -q -c constraints.txt -e store -e 'job_image[report]' -e operator -r requirements-dev.txt
 	touch $@
 
 # Checks the system tools the tests need (Go, unshare, mount; root for the node agent).

@@ -1,19 +1,21 @@
 """Progress from a real activation store, written with the runner's own code
-(arcx.runner.manifest / commit, arcx.storage) and read back by the operator's reader."""
+(arcx.runner.manifest, the arcx_store package) and read back by the operator's reader."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from arcx_store import layout as runner_layout
+from arcx_store.backends import open_storage
+from arcx_store.manifest import ensure_manifest
+from arcx_store.markers import FileInfo, build_marker, commit_unit
 
 from arcx.config import parse_config
-from arcx.runner import layout as runner_layout
-from arcx.runner.commit import FileInfo, build_marker, commit_unit
-from arcx.runner.manifest import ModelFacts, build_manifest, ensure_manifest
+from arcx.runner import layout as runner_facade
+from arcx.runner.manifest import ModelFacts, build_manifest
 from arcx.runner.plan import plan_units
-from arcx.storage.open import open_storage
-from arcx_operator import store_layout
+from arcx_operator import progress as progress_mod
 from arcx_operator.progress import (
     GcsReader,
     LocalReader,
@@ -27,6 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_layout_names_match_the_runner() -> None:
+    # One layout module for both: the operator's reader and the runner import the same names.
+    store_layout = progress_mod.layout
+    assert store_layout is runner_layout
+    assert runner_facade.marker_key is runner_layout.marker_key
     assert store_layout.MANIFEST == runner_layout.MANIFEST
     assert store_layout.UNITS_DIR == runner_layout.UNITS_DIR
     assert store_layout.MARKER_NAME == runner_layout.MARKER_NAME

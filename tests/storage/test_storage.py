@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from arcx_store.backends import NotFound, StorageError, open_storage
+from arcx_store.backends import gcs as gcs_mod
+from arcx_store.backends.gcs import GCSStorage, parse_gs_uri
+from arcx_store.backends.local import LocalStorage
 
-from arcx.storage import NotFound, StorageError, open_storage
-from arcx.storage import gcs as gcs_mod
-from arcx.storage.gcs import GCSStorage, parse_gs_uri
-from arcx.storage.local import LocalStorage
 from tests.storage.fake_gcs import FaultProxy, free_port, gcs_with_proxy
 
 
@@ -145,7 +145,7 @@ def test_retries_through_injected_503s_and_dropped_connections(gcs_store, gcs_en
 def test_create_only_whose_answer_was_lost_reports_false_with_our_bytes(gcs_store, gcs_endpoint):
     """The write landed but the client never heard; its retry meets the object (412).
     create_only says False and the bytes are ours: commit_unit treats that as success."""
-    from arcx.runner.commit import commit_unit
+    from arcx_store.markers import commit_unit
 
     _, proxy = gcs_endpoint
     proxy.lose_next = 1

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from arcx_store.manifest import CONFIG_HASH_EXCLUDE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -166,9 +167,7 @@ class JobConfig(_Section):
         The output location and the number of slices do not change the bytes, so they are
         left out: a job may move buckets or be re-run with another slice count.
         """
-        payload = self.model_dump(
-            mode="json", by_alias=True, exclude={"output": {"uri"}, "parallelism": True}
-        )
+        payload = self.model_dump(mode="json", by_alias=True, exclude=CONFIG_HASH_EXCLUDE)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
