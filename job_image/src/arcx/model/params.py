@@ -136,9 +136,14 @@ class SafetensorsReader:
         if index.exists():
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ModelLoadError(f"{index}: not a safetensors index ({err})") from None
-            files = sorted({model_dir / f for f in weight_map.values()})
+                names = set(weight_map.values())
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+                raise ModelLoadError(f"{index}: not a safetensors index ({err!r})") from None
+            # Shard names are joined to model_dir: only plain file names, none that leave it.
+            bad = [n for n in names if not _plain_file_name(n)]
+            if bad:
+                raise ModelLoadError(f"{index}: shard name {bad[0]!r} is not a file in {model_dir}")
+            files = sorted(model_dir / f for f in names)
             missing = [str(f) for f in files if not f.exists()]
             if missing:
                 raise ModelLoadError(f"{index} names shard files that do not exist: {missing}")
@@ -170,6 +175,10 @@ class SafetensorsReader:
         if not shape or 0 in shape:
             return np.zeros(shape, dtype)
         return np.memmap(path, dtype=dtype, mode="r", offset=_data_start(path) + begin, shape=shape)
+
+
+def _plain_file_name(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and not set("/\\\0") & set(name)
 
 
 def _read_header(path: Path) -> dict:
