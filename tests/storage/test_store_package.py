@@ -283,3 +283,16 @@ def test_tensor_views_refuse_offsets_that_do_not_match_the_shape() -> None:
         tensor_views(data)
     back, _ = tensor_views(_part(1))
     assert back["resid_post.0"].shape == (4, 8)
+
+
+def test_the_model_loader_uses_the_bounded_reader(tmp_path: Path) -> None:
+    from arcx.model.errors import ModelLoadError
+    from arcx.model.params import SafetensorsReader
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**62) + b"{}")
+    with pytest.raises(ModelLoadError, match="header length"):
+        SafetensorsReader([path])
+    good = tmp_path / "good.safetensors"
+    good.write_bytes(_part(3))
+    assert SafetensorsReader([good]).get("resid_post.0").shape == (4, 8)
