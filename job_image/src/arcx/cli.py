@@ -38,14 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            # An area not built yet is skipped; a missing dependency inside it is not.
-            if err.name is None or not name.startswith(err.name):
-                raise
-            continue
-        module.register(sub)
+        # Every area is part of the product: a module that fails to import is a bug to see,
+        # not a command to drop silently.
+        importlib.import_module(name).register(sub)
     return parser
 
 
