@@ -17,5 +17,5 @@ def test_every_area_registers_its_commands() -> None:
 
 def test_an_area_that_fails_to_import_is_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "arcx.no_such_area"))
-    with pytest.raises(ModuleNotFoundError, match="arcx.no_such_area"):
+    with pytest.raises(ModuleNotFoundError, match=r"arcx\.no_such_area"):
         cli.build_parser()
