@@ -336,3 +336,30 @@ def test_null_fields_are_dropped_from_the_job_config() -> None:
     spec["dataset"]["maxTasks"] = None
     assert "maxTasks" not in job_config(spec)["dataset"]
     parse_config(job_config(spec))
+
+
+def test_job_pods_run_as_the_images_user_with_nothing_extra() -> None:
+    """The security context names the Dockerfile's user; the root filesystem is read-only
+    and only the emptyDirs are writable; no token unless the spec asks."""
+    dockerfile = (GOLDEN_DIR.parents[2] / "Dockerfile").read_text()
+    assert f"--uid {c.JOB_USER_ID} --gid {c.JOB_GROUP_ID}" in dockerfile
+    assert dockerfile.count(f"USER {c.JOB_USER_ID}:{c.JOB_GROUP_ID}") >= 3  # every image
+    assert f"HOME={c.HOME_DIR}" in dockerfile
+    body = as_stored(load_sample("cpu-2x2.yaml"))
+    pod = _pod(render_jobset(body))
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": c.JOB_USER_ID,
+        "runAsGroup": c.JOB_GROUP_ID,
+        "fsGroup": c.JOB_GROUP_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["privileged"] is False
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["HOME"], env["TMPDIR"]) == (c.HOME_DIR, c.TMP_DIR)
+    assert pod["automountServiceAccountToken"] is False
+    body["spec"]["automountServiceAccountToken"] = True
+    assert _pod(render_jobset(body))["automountServiceAccountToken"] is True
