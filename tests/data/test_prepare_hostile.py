@@ -290,3 +290,43 @@ def test_hf_id_that_is_also_a_local_directory_is_refused(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SourceError, match="also a local path"):
         prepare("hf://org/name", str(tmp_path / "store"))
+
+
+# -- reading a damaged task store ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "damage"),
+    [
+        ("tasks/shard-00000.jsonl", b"{not json\n"),
+        ("tasks/shard-00000.jsonl", b'{"task_id": "x"}\n'),
+        ("solutions/shard-00000.jsonl", b'{"task_id": 1, "test_outputs": 5}\n'),
+        ("tasks/shard-00000.jsonl", b"[" * 100_000 + b"\n"),
+    ],
+)
+def test_a_damaged_shard_line_is_a_store_error(tmp_path: Path, target: str, damage: bytes) -> None:
+    from arcx.tasks.store import StoreError
+
+    (tmp_path / "t_challenges.json").write_text(json.dumps({"aaa": task(1)}))
+    prepare(str(tmp_path / "t_challenges.json"), str(tmp_path / "store"))
+    (tmp_path / "store" / target).write_bytes(damage)
+    store = TaskStore.open(str(tmp_path / "store"))
+    with pytest.raises(StoreError, match=r"tasks/shard-00000\.jsonl .*prepare the store again"):
+        list(store.iter_tasks())
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"format": "arcx-task-store", "version": 1, "shards": [1], "num_tasks": 1},
+        {"format": "arcx-task-store", "version": 1, "shards": [], "num_tasks": "1"},
+        {"format": "arcx-task-store", "version": 1, "num_tasks": 0},
+    ],
+)
+def test_a_damaged_index_is_a_store_error(tmp_path: Path, index: dict) -> None:
+    from arcx.tasks.store import StoreError
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "index.json").write_text(json.dumps({"fingerprint": "f", **index}))
+    with pytest.raises(StoreError, match=r"index\.json is damaged"):
+        TaskStore.open(str(tmp_path / "store"))
