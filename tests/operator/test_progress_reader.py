@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from arcx_store import layout as runner_layout
 from arcx_store.backends import open_storage
+from arcx_store.errors import StoreFormatError
 from arcx_store.manifest import ensure_manifest
 from arcx_store.markers import FileInfo, build_marker, commit_unit
 
@@ -154,3 +155,33 @@ def test_gcs_store_progress(fake_gcs: str) -> None:
         "tasksDone": 3,
         "tokens": 42,
     }
+
+
+def test_a_unit_counts_only_by_the_runners_committed_rule(tmp_path: Path) -> None:
+    """A truncated or deleted part, or a marker that does not parse, is not a committed unit
+    (the runner redoes it), so the operator never reports Succeeded over such a store."""
+    uri = str(tmp_path / "run")
+    _write_store(uri, num_tasks=12, unit_size=3, committed={0: (3, 30), 1: (3, 30), 2: (3, 30)})
+    root = tmp_path / "run"
+    reader = ProgressReader(min_interval_s=0)
+    assert reader.read(uri)["unitsCommitted"] == 3
+    part = root / runner_layout.part_key(1, 0)
+    part.write_bytes(part.read_bytes()[:3])
+    (root / runner_layout.marker_key(2)).write_text("[1, 2]")  # a JSON list, not an object
+    assert reader.read(uri) == {"unitsTotal": 4, "unitsCommitted": 1, "tasksDone": 3, "tokens": 30}
+    (root / runner_layout.part_key(0, 0)).unlink()
+    assert reader.read(uri)["unitsCommitted"] == 0
+
+
+@pytest.mark.parametrize("manifest", [b"[]", b"\xff\xfe", b'{"formatVersion": 2}', b"{"])
+def test_a_malformed_manifest_is_one_typed_error(tmp_path: Path, manifest: bytes) -> None:
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / runner_layout.MANIFEST).write_bytes(manifest)
+    with pytest.raises(StoreFormatError, match=r"manifest\.json"):
+        ProgressReader(min_interval_s=0).read(str(root))
+
+
+def test_an_empty_uri_is_a_read_error_not_the_working_directory() -> None:
+    with pytest.raises(StoreReadError):
+        reader_for("")

@@ -296,3 +296,19 @@ def test_the_model_loader_uses_the_bounded_reader(tmp_path: Path) -> None:
     good = tmp_path / "good.safetensors"
     good.write_bytes(_part(3))
     assert SafetensorsReader([good]).get("resid_post.0").shape == (4, 8)
+
+
+@pytest.mark.parametrize("key", ["../../secret", "/etc/hostname", "units/000000/../../../secret"])
+def test_the_sae_reader_refuses_a_marker_that_leaves_the_store(
+    tmp_path: Path, store: LocalStorage, key: str
+) -> None:
+    from arcx.sae.parts import SaeDataError, read_store
+
+    (tmp_path / "secret").write_bytes(_part(9))  # a readable part, outside the store
+    store.write_bytes(layout.MANIFEST, json.dumps(GOOD_MANIFEST).encode())
+    assert len(read_store(store).parts) == 6
+    marker = json.loads(store.read_bytes(layout.marker_key(1)))
+    marker["parts"][0]["key"] = key
+    _path(store, layout.marker_key(1)).write_text(json.dumps(marker))
+    with pytest.raises(SaeDataError, match="unit 1"):
+        read_store(store)

@@ -470,6 +470,8 @@ def run_job(
 ) -> int:
     """Run this process's share of the job; returns an exit code from arcx.exitcodes."""
     env = dict(os.environ if environ is None else environ)
+    # The flag's twin for pods and tests: a full sha256 check of committed units at resume.
+    verify_on_resume = verify_on_resume or env.get("ARCX_VERIFY_ON_RESUME", "") == "1"
     stop = StopFlag()
     stop.install()
     cluster: distributed.ClusterEnv | None = None
