@@ -21,10 +21,13 @@ RUN groupadd --system --gid 65532 arcx \
 # --- operator --------------------------------------------------------------------------
 FROM base AS operator-build
 COPY constraints.txt /src/constraints.txt
+COPY store/pyproject.toml /src/store/pyproject.toml
+COPY store/src /src/store/src
 COPY operator/pyproject.toml /src/operator/pyproject.toml
 COPY operator/src /src/operator/src
+# arcx-store is the shared, JAX-free store package (layout, markers, backends).
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/operator
+ && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/store /src/operator
 
 FROM base AS operator
 COPY --from=operator-build /opt/venv /opt/venv
@@ -36,12 +39,14 @@ ENTRYPOINT ["arcx-operator"]
 # --- job images ------------------------------------------------------------------------
 FROM base AS job-src
 COPY constraints.txt /src/constraints.txt
+COPY store/pyproject.toml /src/store/pyproject.toml
+COPY store/src /src/store/src
 COPY job_image/pyproject.toml /src/job_image/pyproject.toml
 COPY job_image/src /src/job_image/src
 
 FROM job-src AS job-cpu-build
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/job_image
+ && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/store /src/job_image
 
 FROM base AS job-cpu
 COPY --from=job-cpu-build /opt/venv /opt/venv
@@ -54,7 +59,7 @@ CMD ["arcx", "--help"]
 # `--target job-cpu` would otherwise install jax[tpu] too.
 FROM job-src AS job-tpu-build
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --constraint /src/constraints.txt "/src/job_image[tpu]"
+ && /opt/venv/bin/pip install --constraint /src/constraints.txt /src/store "/src/job_image[tpu]"
 
 FROM base AS job-tpu
 COPY --from=job-tpu-build /opt/venv /opt/venv

@@ -3,14 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps in one venv: `make demo` needs only the runtime (no torch, no CUDA wheels);
+# `make test` adds the operator, the test stack and torch on top.
+RUNTIME_STAMP := $(VENV)/.arcx-runtime
 STAMP := $(VENV)/.arcx-installed
 
 .PHONY: setup system tools demo test test-fast lint format clean kind-e2e
 
-$(STAMP): constraints.txt requirements-dev.txt job_image/pyproject.toml operator/pyproject.toml
+$(RUNTIME_STAMP): constraints.txt store/pyproject.toml job_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e job_image -e operator -r requirements-dev.txt
+	$(BIN)/pip install -q -c constraints.txt -e store -e 'job_image[report]'
+	touch $@
+
+$(STAMP): $(RUNTIME_STAMP) requirements-dev.txt operator/pyproject.toml
+	$(BIN)/pip install -q -c constraints.txt -e store -e 'job_image[report]' -e operator -r requirements-dev.txt
 	touch $@
 
 # Checks the system tools the tests need (Go, unshare, mount; root for the node agent).
@@ -24,7 +31,7 @@ tools:
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/arcx demo
 
 lint: $(STAMP)

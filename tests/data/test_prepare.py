@@ -136,15 +136,28 @@ def test_parquet_source(tmp_path: Path, barc_row) -> None:
     ]
 
 
-def test_hf_source_streams_a_local_dataset(tmp_path: Path, barc_row) -> None:
-    """hf:// goes through datasets.load_dataset(streaming=True); here on a local parquet directory."""
+def test_hf_source_streams_a_hub_dataset(tmp_path: Path, barc_row, monkeypatch) -> None:
+    """hf:// goes through datasets.load_dataset(streaming=True).
+
+    There is no Hub here, so the one Hub id this test uses is mapped to a local parquet
+    directory by wrapping ``datasets.load_dataset``; the reading itself is the real library's.
+    """
     import datasets
 
     rows = [barc_row(i) for i in range(7)]
     data_dir = tmp_path / "hfdata" / "data"
     data_dir.mkdir(parents=True)
     datasets.Dataset.from_list(rows).to_parquet(str(data_dir / "train-00000-of-00001.parquet"))
-    summary = prepare(f"hf://{tmp_path / 'hfdata'}", str(tmp_path / "store"))
+    real_load = datasets.load_dataset
+    asked = []
+
+    def load_from_local_copy(name: str, **kwargs):
+        asked.append((name, kwargs["split"], kwargs["revision"]))
+        return real_load(str(tmp_path / "hfdata"), **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_from_local_copy)
+    summary = prepare("hf://arcx-test/tiny-barc@main", str(tmp_path / "store"))
+    assert asked == [("arcx-test/tiny-barc", "train", "main")]
     assert summary.tasks_written == 7 and summary.rejected == 0
     local = prepare(str(data_dir), str(tmp_path / "local"))
     assert local.fingerprint != summary.fingerprint  # the source uri is in the metadata
@@ -155,7 +168,7 @@ def test_hf_source_streams_a_local_dataset(tmp_path: Path, barc_row) -> None:
 
 def test_hf_source_error_is_clear(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot open dataset"):
-        prepare(f"hf://{tmp_path / 'missing'}", str(tmp_path / "store"))
+        prepare("hf://arcx-test/not-there", str(tmp_path / "store"))
 
 
 def test_arc_agi_challenges_and_solutions(tmp_path: Path) -> None:

@@ -50,3 +50,36 @@ _LiteralDumper.add_representer(str, _str)
 def dump(obj: Any) -> str:
     """YAML with multi-line strings (the ConfigMap's job.yaml) as readable blocks."""
     return yaml.dump(obj, Dumper=_LiteralDumper, sort_keys=False, width=100)
+
+
+# Static rules of arcx.config that the CRD restates in CEL: (id, {spec path: value}, the
+# field the API server names, a fragment both the API server and parse_config say).
+# test_crd_validation.py sends each to a real API server; test_crd_schema.py to parse_config.
+CONFIG_RULE_MIRRORS: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "answer-positions-without-teacher-forcing",
+        {"extraction.positions": "answer", "extraction.teacherForcing": False},
+        "spec.extraction.positions",
+        "needs teacherForcing: true",
+    ),
+    ("empty-output-uri", {"output.uri": "  "}, "spec.output.uri", "must not be empty"),
+    ("s3-output-uri", {"output.uri": "s3://bucket/x"}, "spec.output.uri", "unsupported URI"),
+    (
+        "tokens-per-batch-below-max-seq-len",
+        {"batching.tokensPerBatch": 1024, "batching.maxSeqLen": 2048},
+        "spec.batching.tokensPerBatch",
+        "tokensPerBatch must be >= maxSeqLen",
+    ),
+]
+
+
+def with_values(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` with each dotted path set."""
+    out = copy.deepcopy(spec)
+    for path, value in values.items():
+        node = out
+        *parents, last = path.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    return out

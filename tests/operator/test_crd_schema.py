@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -16,13 +17,23 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from op_helpers import CHART_DIR, CRD_PATH, REPO, load_sample, sample_paths
+from op_helpers import (
+    CHART_DIR,
+    CONFIG_RULE_MIRRORS,
+    CRD_PATH,
+    REPO,
+    load_sample,
+    sample_paths,
+    with_values,
+)
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from arcx.config import JobConfig
-from arcx_operator import render, tpu
+from arcx.config import ConfigError, JobConfig, parse_config
+from arcx_operator import tpu
 from arcx_operator.crd import build_crd
+from arcx_operator.render import job_config
+from arcx_operator.spec import SHARED_SECTIONS, parse_spec
 
 GENERATED = build_crd(JobConfig.model_json_schema(by_alias=True))
 
@@ -104,7 +115,7 @@ def _check_model(model: type[BaseModel], schema: dict[str, Any], where: str) -> 
             assert prop.get("default") == default, f"{at}: default differs"
 
 
-@pytest.mark.parametrize("section", render.SHARED_SECTIONS)
+@pytest.mark.parametrize("section", SHARED_SECTIONS)
 def test_shared_section_matches_job_config(section: str) -> None:
     schema = _spec_schema(_committed(CRD_PATH))["properties"][section]
     field = JobConfig.model_fields[section]
@@ -114,7 +125,7 @@ def test_shared_section_matches_job_config(section: str) -> None:
 
 def test_the_crd_lists_every_job_config_section_but_parallelism() -> None:
     # parallelism.slices is derived from the topology, so the CR never sets it directly.
-    assert set(JobConfig.model_fields) - set(render.SHARED_SECTIONS) == {"parallelism"}
+    assert set(JobConfig.model_fields) - set(SHARED_SECTIONS) == {"parallelism"}
 
 
 def _walk(schema: dict[str, Any], path: str = "spec") -> list[str]:
@@ -138,7 +149,7 @@ def test_cel_rules_are_present() -> None:
         assert f"'{g.accelerator}': [" in tpu_rule
         for t in g.single_host + g.multi_host:
             assert f"'{t}'" in tpu_rule
-    for name in (*render.SHARED_SECTIONS, "topology"):
+    for name in (*SHARED_SECTIONS, "topology"):
         rules = [r["rule"] for r in props[name].get("x-kubernetes-validations", [])]
         assert "self == oldSelf" in rules, f"spec.{name} is not immutable"
         assert name in spec["required"] or "default" in props[name], f"spec.{name} may be absent"
@@ -240,3 +251,22 @@ def test_gen_crd_check_mode_agrees() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "values", "field", "fragment"),
+    CONFIG_RULE_MIRRORS,
+    ids=[m[0] for m in CONFIG_RULE_MIRRORS],
+)
+def test_each_cel_mirror_is_a_rule_of_the_job_config(
+    case: str, values: dict[str, Any], field: str, fragment: str
+) -> None:
+    """The pod refuses (exit 78) what the CRD's CEL refuses, with the same words; the rule
+    is in the generated CRD on the section the field belongs to."""
+    spec = with_values(load_sample("cpu-2x2.yaml")["spec"], values)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        parse_config(job_config(parse_spec(spec)))
+    section = field.split(".")[1]
+    rules = _spec_schema(GENERATED)["properties"][section]["x-kubernetes-validations"]
+    assert any(fragment in r["message"] for r in rules), f"no CEL rule on spec.{section}"
+    parse_config(job_config(parse_spec(load_sample("cpu-2x2.yaml")["spec"])))  # the base is fine

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from op_helpers import CRD_PATH, load_sample, sample_paths
+from op_helpers import CONFIG_RULE_MIRRORS, CRD_PATH, load_sample, sample_paths, with_values
 
 pytestmark = [pytest.mark.cluster]
 
@@ -103,7 +103,27 @@ INVALID: list[tuple[str, Callable[[], Body], Mutation, str, str]] = [
     ("sub-path-escapes", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/data", "subPath": "a/../../b"}]), "spec.volumeMounts[0].subPath", "relative path without '..'"),
     ("reserved-env", cpu, _set("spec.env", [{"name": "JAX_PROCESS_ID", "value": "0"}]), "spec.env[0].name", "set by the operator"),
     ("toleration-operator", cpu, _set("spec.tolerations", [{"key": "k", "operator": "Maybe"}]), "spec.tolerations[0].operator", "Unsupported value"),
+    ("reserved-env-home", cpu, _set("spec.env", [{"name": "HOME", "value": "/"}]), "spec.env[0].name", "set by the operator"),
+    ("env-ld-preload", cpu, _set("spec.env", [{"name": "LD_PRELOAD", "value": "/x.so"}]), "spec.env[0].name", "changes which code the image runs"),
+    ("env-ld-audit", cpu, _set("spec.env", [{"name": "XLA_FLAGS", "value": ""}, {"name": "LD_AUDIT", "value": "/x.so"}]), "spec.env[1].name", "changes which code the image runs"),
+    ("env-pythonpath", cpu, _set("spec.env", [{"name": "PYTHONPATH", "value": "/x"}]), "spec.env[0].name", "changes which code the image runs"),
+    ("volume-name-arcx-home", cpu, _set("spec.volumes", [{"name": "arcx-home", "emptyDir": {}}]), "spec.volumes[0].name", "reserved"),
+    ("mount-at-home", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/home/arcx"}]), "spec.volumeMounts[0].mountPath", "own writable directories"),
+    ("mount-at-tmpdir", cpu, _set("spec.volumeMounts", [{"name": "data", "mountPath": "/var/tmp"}]), "spec.volumeMounts[0].mountPath", "own writable directories"),
 ]  # fmt: skip
+
+
+def _spec_values(values: dict[str, Any]) -> Mutation:
+    def apply(body: Body) -> None:
+        body["spec"] = with_values(body["spec"], values)
+
+    return apply
+
+
+INVALID += [
+    (f"config-{case}", cpu, _spec_values(values), field, fragment)
+    for case, values, field, fragment in CONFIG_RULE_MIRRORS
+]
 
 
 def test_there_are_at_least_twenty_invalid_cases() -> None:

@@ -38,3 +38,13 @@ def test_installs_are_pinned_and_the_operator_image_has_no_jax() -> None:
     operator_build = _stages()["operator-build"]
     assert "job_image" not in operator_build and "/src/operator" in operator_build
     assert '"/src/job_image[tpu]"' in _stages()["job-tpu-build"]
+
+
+def test_every_image_installs_the_shared_store_package() -> None:
+    # The operator's progress reader and the runner share arcx-store; each image needs it.
+    stages = _stages()
+    for build in ("operator-build", "job-cpu-build", "job-tpu-build"):
+        installs = re.findall(r"pip install ([^\n]+)", stages[build])
+        assert installs and "/src/store " in installs[0], f"{build} does not install arcx-store"
+    for src in ("operator-build", "job-src"):
+        assert "COPY store/src /src/store/src" in stages[src], f"{src} lacks store/"

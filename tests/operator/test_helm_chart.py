@@ -12,6 +12,9 @@ import pytest
 import yaml
 from op_helpers import CHART_DIR, CRD_PATH, REPO
 
+from arcx_operator.main import build_parser, policy_from_args
+from arcx_operator.policy import DEFAULT_VOLUME_TYPES, Policy
+
 MANIFESTS = REPO / "manifests"
 
 
@@ -122,7 +125,8 @@ def test_rbac_is_least_privilege(helm: Path, source: str) -> None:
     resources = {res for _, res, _ in grants}
     assert "secrets" not in resources and "pods/exec" not in resources
     assert not any("*" in (g, res, v) for g, res, v in grants)
-    assert {v for _, res, v in grants if res == "pods"} == {"get", "list"}
+    # list only (a JobSet's failed pod, by label; RBAC cannot narrow a list to a label).
+    assert {v for _, res, v in grants if res == "pods"} == {"list"}
     assert ("coordination.k8s.io", "leases", "update") in grants
     assert ("arcx.dev", "arcextractionjobs/status", "patch") in grants
     assert ("jobset.x-k8s.io", "jobsets", "create") in grants
@@ -204,12 +208,50 @@ def test_extra_volumes_reach_the_operator_pod(helm: Path) -> None:
         ("httpPort=80", "httpPort"),
         ("nosuchvalue=1", "nosuchvalue"),
         ("extraVolumeMounts[0].name=x", "mountPath"),
+        ("policy.allowedVolumeTypes={hostpath}", "allowedVolumeTypes"),
+        ("policy.nosuchrule=1", "nosuchrule"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Path, setting: str, field: str) -> None:
     proc = _run(helm, "template", "arcx", str(CHART_DIR), KUBE_VERSION, "--set", setting)
     assert proc.returncode != 0, f"--set {setting} was accepted"
     assert field in proc.stderr, proc.stderr
+
+
+def _policy_of(objs: list[dict[str, Any]]) -> Policy:
+    args = _one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    return policy_from_args(build_parser().parse_args(args))
+
+
+def test_the_default_policy_is_locked_down(helm: Path) -> None:
+    """The chart's default args, parsed by the operator's own parser."""
+    policy = _policy_of(_template(helm))
+    assert policy.image_repositories == ("ghcr.io/arcx-dev/arcx-job",)
+    assert policy.service_accounts == ()
+    assert policy.volume_types == DEFAULT_VOLUME_TYPES
+    assert not {"hostPath", "secret", "projected", "nfs"} & set(policy.volume_types)
+    plain = _policy_of(_manifests("deployment", "deployment.yaml"))
+    assert plain == policy
+
+
+def test_policy_values_reach_the_operator(helm: Path) -> None:
+    objs = _template(
+        helm,
+        "--set-json",
+        'policy={"allowedImageRepositories":["registry.local/team/"],'
+        '"allowedServiceAccounts":["gcs-reader"],'
+        '"allowedVolumeTypes":["persistentVolumeClaim","hostPath"],"deniedEnv":["HF_TOKEN"]}',
+        "--set",
+        "jobImage.repository=registry.local/arcx-job",
+    )
+    assert _policy_of(objs) == Policy(
+        image_repositories=("registry.local/team/", "registry.local/arcx-job"),
+        service_accounts=("gcs-reader",),
+        volume_types=("persistentVolumeClaim", "hostPath"),
+        denied_env=("HF_TOKEN",),
+    )
+    anything = _template(helm, "--set-json", 'policy={"allowedImageRepositories":["*"]}')
+    assert _policy_of(anything).image_repositories is None
 
 
 def test_plain_manifests_parse_and_are_namespaced() -> None:

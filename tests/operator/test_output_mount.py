@@ -8,15 +8,16 @@ from typing import Any
 import pytest
 from op_helpers import load_sample
 
+from arcx_operator import podspec
 from arcx_operator import status as st
-from arcx_operator import storage
+from arcx_operator.spec import JobSpec, parse_spec
 
 
-def _spec(uri: str, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _spec(uri: str, mounts: list[dict[str, Any]] | None = None) -> JobSpec:
     spec = load_sample("cpu-2x2.yaml")["spec"]
     spec["output"]["uri"] = uri
     spec["volumeMounts"] = mounts or []
-    return spec
+    return parse_spec(spec)
 
 
 DATA = {"name": "data", "mountPath": "/data"}
@@ -53,19 +54,19 @@ DATA = {"name": "data", "mountPath": "/data"}
 def test_output_condition(
     uri: str, mounts: list[dict[str, Any]], status: str, reason: str, names: str
 ) -> None:
-    cond = storage.output_condition(_spec(uri, mounts), generation=3)
+    cond = podspec.output_condition(_spec(uri, mounts), generation=3)
     assert (cond["type"], cond["status"], cond["reason"]) == ("OutputMounted", status, reason)
     assert names in cond["message"] and cond["observedGeneration"] == 3
 
 
 def test_the_sample_output_is_mounted() -> None:
-    spec = load_sample("cpu-2x2.yaml")["spec"]
-    assert storage.output_condition(spec, 1)["status"] == "True"
+    spec = parse_spec(load_sample("cpu-2x2.yaml")["spec"])
+    assert podspec.output_condition(spec, 1)["status"] == "True"
 
 
 def test_the_warning_is_a_condition_not_a_phase() -> None:
     spec = _spec("/data/runs/x")
-    warn = storage.output_condition(spec, 1)
+    warn = podspec.output_condition(spec, 1)
     s = st.next_status(
         {},
         st.observe(spec, None),

@@ -1,19 +1,22 @@
 """Progress from a real activation store, written with the runner's own code
-(arcx.runner.manifest / commit, arcx.storage) and read back by the operator's reader."""
+(arcx.runner.manifest, the arcx_store package) and read back by the operator's reader."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from arcx_store import layout as runner_layout
+from arcx_store.backends import open_storage
+from arcx_store.errors import StoreFormatError
+from arcx_store.manifest import ensure_manifest
+from arcx_store.markers import FileInfo, build_marker, commit_unit
 
 from arcx.config import parse_config
-from arcx.runner import layout as runner_layout
-from arcx.runner.commit import FileInfo, build_marker, commit_unit
-from arcx.runner.manifest import ModelFacts, build_manifest, ensure_manifest
+from arcx.runner import layout as runner_facade
+from arcx.runner.manifest import ModelFacts, build_manifest
 from arcx.runner.plan import plan_units
-from arcx.storage.open import open_storage
-from arcx_operator import store_layout
+from arcx_operator import progress as progress_mod
 from arcx_operator.progress import (
     GcsReader,
     LocalReader,
@@ -27,6 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_layout_names_match_the_runner() -> None:
+    # One layout module for both: the operator's reader and the runner import the same names.
+    store_layout = progress_mod.layout
+    assert store_layout is runner_layout
+    assert runner_facade.marker_key is runner_layout.marker_key
     assert store_layout.MANIFEST == runner_layout.MANIFEST
     assert store_layout.UNITS_DIR == runner_layout.UNITS_DIR
     assert store_layout.MARKER_NAME == runner_layout.MARKER_NAME
@@ -148,3 +155,33 @@ def test_gcs_store_progress(fake_gcs: str) -> None:
         "tasksDone": 3,
         "tokens": 42,
     }
+
+
+def test_a_unit_counts_only_by_the_runners_committed_rule(tmp_path: Path) -> None:
+    """A truncated or deleted part, or a marker that does not parse, is not a committed unit
+    (the runner redoes it), so the operator never reports Succeeded over such a store."""
+    uri = str(tmp_path / "run")
+    _write_store(uri, num_tasks=12, unit_size=3, committed={0: (3, 30), 1: (3, 30), 2: (3, 30)})
+    root = tmp_path / "run"
+    reader = ProgressReader(min_interval_s=0)
+    assert reader.read(uri)["unitsCommitted"] == 3
+    part = root / runner_layout.part_key(1, 0)
+    part.write_bytes(part.read_bytes()[:3])
+    (root / runner_layout.marker_key(2)).write_text("[1, 2]")  # a JSON list, not an object
+    assert reader.read(uri) == {"unitsTotal": 4, "unitsCommitted": 1, "tasksDone": 3, "tokens": 30}
+    (root / runner_layout.part_key(0, 0)).unlink()
+    assert reader.read(uri)["unitsCommitted"] == 0
+
+
+@pytest.mark.parametrize("manifest", [b"[]", b"\xff\xfe", b'{"formatVersion": 2}', b"{"])
+def test_a_malformed_manifest_is_one_typed_error(tmp_path: Path, manifest: bytes) -> None:
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / runner_layout.MANIFEST).write_bytes(manifest)
+    with pytest.raises(StoreFormatError, match=r"manifest\.json"):
+        ProgressReader(min_interval_s=0).read(str(root))
+
+
+def test_an_empty_uri_is_a_read_error_not_the_working_directory() -> None:
+    with pytest.raises(StoreReadError):
+        reader_for("")

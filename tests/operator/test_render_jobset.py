@@ -18,14 +18,22 @@ from op_helpers import GOLDEN_DIR, as_stored, dump, load_sample, sample_paths
 from arcx import exitcodes
 from arcx.config import parse_config
 from arcx_operator import constants as c
-from arcx_operator.render import (
-    RenderError,
-    job_config,
-    render_config_map,
-    render_jobset,
-)
+from arcx_operator import render
+from arcx_operator.spec import SpecError, parse_resource, parse_spec
 
 SAMPLES = [p.name for p in sample_paths()]
+
+
+def render_config_map(body: dict) -> dict:
+    return render.render_config_map(parse_resource(body))
+
+
+def render_jobset(body: dict, default_image: str | None = None) -> dict:
+    return render.render_jobset(parse_resource(body), default_image)
+
+
+def job_config(spec: dict) -> dict:
+    return render.job_config(parse_spec(spec))
 
 
 def _render_all(name: str) -> str:
@@ -230,10 +238,14 @@ def test_everything_is_owned_by_the_resource() -> None:
 def test_config_map_is_mounted_where_arcx_run_reads_it() -> None:
     body = as_stored(load_sample("tpu-v5e-16.yaml"))
     pod = _pod(render_jobset(body))
-    (volume,) = pod["volumes"]
+    volume, *scratch = pod["volumes"]
     assert volume["configMap"]["name"] == render_config_map(body)["metadata"]["name"]
-    (mount,) = pod["containers"][0]["volumeMounts"]
+    mount, *writable = pod["containers"][0]["volumeMounts"]
     assert (mount["name"], mount["mountPath"]) == (volume["name"], "/etc/arcx")
+    # Only the read-only root filesystem's writable directories come with it.
+    assert [v["name"] for v in scratch] == [c.HOME_VOLUME, c.TMP_VOLUME]
+    assert all(v["emptyDir"] == {} for v in scratch)
+    assert [m["mountPath"] for m in writable] == [c.HOME_DIR, c.TMP_DIR]
 
 
 def test_spec_volumes_and_mounts_follow_the_config_volume() -> None:
@@ -247,11 +259,12 @@ def test_spec_volumes_and_mounts_follow_the_config_volume() -> None:
         {"name": "models", "mountPath": "/models", "readOnly": True, "subPath": "qwen"},
     ]
     pod = _pod(render_jobset(body))
-    assert [v["name"] for v in pod["volumes"]] == [c.CONFIG_VOLUME, "data", "models"]
-    assert pod["volumes"][1:] == body["spec"]["volumes"]
+    own = [c.CONFIG_VOLUME, c.HOME_VOLUME, c.TMP_VOLUME]
+    assert [v["name"] for v in pod["volumes"]] == [*own, "data", "models"]
+    assert pod["volumes"][len(own) :] == body["spec"]["volumes"]
     mounts = pod["containers"][0]["volumeMounts"]
     assert mounts[0] == {"name": c.CONFIG_VOLUME, "mountPath": c.CONFIG_DIR, "readOnly": True}
-    assert mounts[1:] == body["spec"]["volumeMounts"]
+    assert mounts[len(own) :] == body["spec"]["volumeMounts"]
     # The job config is unchanged by volumes: they are pod options, not job config.
     assert "volumes" not in job_config(body["spec"])
 
@@ -286,7 +299,7 @@ def test_default_image_fills_in_and_missing_image_is_an_error() -> None:
     del body["spec"]["image"]
     js = render_jobset(body, default_image="registry.local/arcx-job:1")
     assert _pod(js)["containers"][0]["image"] == "registry.local/arcx-job:1"
-    with pytest.raises(RenderError, match=r"spec\.image"):
+    with pytest.raises(SpecError, match=r"spec\.image"):
         render_jobset(body)
 
 
@@ -307,7 +320,7 @@ def test_default_image_fills_in_and_missing_image_is_an_error() -> None:
 def test_bad_topology_is_a_render_error_naming_the_field(topology: dict, match: str) -> None:
     body = as_stored(load_sample("cpu-2x2.yaml"))
     body["spec"]["topology"] = topology
-    with pytest.raises(RenderError, match=match):
+    with pytest.raises(SpecError, match=match):
         render_jobset(body)
 
 
@@ -323,3 +336,30 @@ def test_null_fields_are_dropped_from_the_job_config() -> None:
     spec["dataset"]["maxTasks"] = None
     assert "maxTasks" not in job_config(spec)["dataset"]
     parse_config(job_config(spec))
+
+
+def test_job_pods_run_as_the_images_user_with_nothing_extra() -> None:
+    """The security context names the Dockerfile's user; the root filesystem is read-only
+    and only the emptyDirs are writable; no token unless the spec asks."""
+    dockerfile = (GOLDEN_DIR.parents[2] / "Dockerfile").read_text()
+    assert f"--uid {c.JOB_USER_ID} --gid {c.JOB_GROUP_ID}" in dockerfile
+    assert dockerfile.count(f"USER {c.JOB_USER_ID}:{c.JOB_GROUP_ID}") >= 3  # every image
+    assert f"HOME={c.HOME_DIR}" in dockerfile
+    body = as_stored(load_sample("cpu-2x2.yaml"))
+    pod = _pod(render_jobset(body))
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": c.JOB_USER_ID,
+        "runAsGroup": c.JOB_GROUP_ID,
+        "fsGroup": c.JOB_GROUP_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["privileged"] is False
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["HOME"], env["TMPDIR"]) == (c.HOME_DIR, c.TMP_DIR)
+    assert pod["automountServiceAccountToken"] is False
+    body["spec"]["automountServiceAccountToken"] = True
+    assert _pod(render_jobset(body))["automountServiceAccountToken"] is True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from arcx_operator import constants as c
 from arcx_operator import status as st
+from arcx_operator.spec import CpuTopology, JobSpec
 
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", "2026-01-01T01:00:00Z"
 
@@ -37,7 +39,11 @@ def jobset(
     }
 
 
-SPEC: dict[str, Any] = {}
+def spec(**fields: Any) -> JobSpec:
+    return JobSpec(sections={}, topology=CpuTopology(), **fields)
+
+
+SPEC = spec()
 
 
 def test_no_jobset_yet_is_pending() -> None:
@@ -85,7 +91,7 @@ def test_config_error_uses_the_pod_termination_message() -> None:
 
 
 def test_render_error_fails_with_invalid_spec() -> None:
-    obs = st.observe(SPEC, None, render_error="spec.image: no job image")
+    obs = st.refused(c.INVALID_SPEC, "spec.image: no job image")
     assert (obs.phase, obs.reason, obs.message) == (
         "Failed",
         "InvalidSpec",
@@ -94,13 +100,13 @@ def test_render_error_fails_with_invalid_spec() -> None:
 
 
 def test_suspended_by_spec_vs_queued_in_kueue() -> None:
-    assert st.observe({"suspend": True}, jobset(suspend=True)).phase == "Suspended"
-    queued = st.observe({"queueName": "tpu"}, jobset(suspend=True))
+    assert st.observe(spec(suspend=True), jobset(suspend=True)).phase == "Suspended"
+    queued = st.observe(spec(queue_name="tpu"), jobset(suspend=True))
     assert (queued.phase, queued.reason) == ("Pending", "Queued")
     assert "tpu" in queued.message
     # Suspended wins over queued when the user asked for it.
     assert (
-        st.observe({"queueName": "tpu", "suspend": True}, jobset(suspend=True)).phase == "Suspended"
+        st.observe(spec(queue_name="tpu", suspend=True), jobset(suspend=True)).phase == "Suspended"
     )
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from arcx_store.parts import decode_part
 
 from arcx.runner.demo import launch
-from arcx.runner.shards import decode_part
 
 TEST_TIMEOUT_S = 240
 

@@ -55,3 +55,70 @@ def test_terminal_bar_and_silence_off_host_0():
         0
     )
     assert quiet.getvalue() == ""
+
+
+def test_per_unit_padding_comes_from_the_growth_of_the_running_counts():
+    out, clock = io.StringIO(), Clock()
+    p = Progress(
+        units_total=2, units_done=0, enabled=True, stream=out, clock=clock, interactive=False
+    )
+    p.add_tokens(tasks=1, tokens=100, unit=0, real_total=100, padded_total=128)
+    p.add_tokens(tasks=1, tokens=50, unit=1, real_total=150, padded_total=256)
+    p.unit_committed(0)
+    p.unit_committed(1)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["tokensReal"], first["tokensPadded"]) == (100, 128)
+    assert (second["tokensReal"], second["tokensPadded"]) == (50, 128)
+
+
+def test_recorded_events_land_in_the_store_and_read_back_in_time_order(tmp_path):
+    from arcx.runner.progress import EventRecorder, read_events
+    from arcx.storage import open_storage
+
+    storage = open_storage(str(tmp_path))
+    wall = iter([200.0, 100.0, 300.0]).__next__
+    clock = Clock()
+    rec_b = EventRecorder(storage, "b", wall=wall, clock=clock, flush_every_s=30)
+    rec_b.record("unit-committed", unit=0)
+    assert not (tmp_path / "events").exists()  # not due yet
+    rec_b.flush()
+    rec_a = EventRecorder(storage, "a", wall=wall, clock=clock)
+    rec_a.record("unit-committed", unit=1)
+    clock.now += 31
+    rec_a.record("unit-committed", unit=2)  # due: flushed without being asked
+    events = read_events(storage)
+    assert [(e["time"], e["unit"]) for e in events] == [(100.0, 1), (200.0, 0), (300.0, 2)]
+
+
+def test_one_switch_picks_json_or_bars(monkeypatch):
+    from arcx.runner.progress import LOG_FORMAT_ENV, Tracker, log_event
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv(LOG_FORMAT_ENV, "json")
+    tty = Tty()
+    log_event("start", tty, units=3)
+    assert json.loads(tty.getvalue()) == {"event": "start", "units": 3}
+    monkeypatch.setenv(LOG_FORMAT_ENV, "auto")
+    tty = Tty()
+    log_event("start", tty, units=3)
+    assert tty.getvalue().strip() == "[start] units=3"
+    plain, clock = io.StringIO(), Clock()
+    t = Tracker("verify", total=4, unit="units", stream=plain, clock=clock, every_s=10)
+    t.update(1)
+    assert plain.getvalue() == ""  # not due
+    clock.now += 10
+    t.update(1, tokens=500)
+    t.close()
+    events = [json.loads(line) for line in plain.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["verify-progress", "verify-progress"]
+    assert events[0]["units"] == 2 and events[0]["unitsTotal"] == 4
+    assert events[0]["etaSeconds"] == 10.0 and events[0]["tokensPerSec"] == 50.0
+    bar_out = Tty()
+    monkeypatch.setenv(LOG_FORMAT_ENV, "human")
+    t = Tracker("verify", total=4, unit="units", stream=bar_out, clock=clock)
+    t.update(3)
+    t.close()
+    assert "3/4 units" in bar_out.getvalue()

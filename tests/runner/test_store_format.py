@@ -11,14 +11,15 @@ import ml_dtypes
 import numpy as np
 import pytest
 import safetensors
+from arcx_store import layout, markers, parts
+from arcx_store.backends.local import LocalStorage
+from arcx_store.errors import StorageError
 
 from arcx.config import parse_config
-from arcx.runner import commit, layout, manifest, shards
+from arcx.runner import manifest
 from arcx.runner.inspect_store import summarize_store
 from arcx.runner.plan import plan_units
 from arcx.runner.verify import verify_store
-from arcx.storage import StorageError
-from arcx.storage.local import LocalStorage
 
 CONFIG = {
     "model": {"source": "/models/tiny"},
@@ -41,7 +42,7 @@ def make_part(n_tokens: int, seed: int) -> tuple[bytes, dict]:
         "sequences": [["t1", 0], ["t2", 0]],
         "task_ids": ["t1", "t2"],
     }
-    return shards.encode_part(tensors, meta), tensors
+    return parts.encode_part(tensors, meta), tensors
 
 
 def build_store(tmp_path, units: int = 2) -> LocalStorage:
@@ -58,14 +59,14 @@ def build_store(tmp_path, units: int = 2) -> LocalStorage:
             data, _ = make_part(6, seed=u * 10 + host)
             key = layout.part_key(u, host)
             store.write_bytes(key, data)
-            infos.append(commit.FileInfo.of(key, data))
+            infos.append(markers.FileInfo.of(key, data))
         preds = b'{"correct": true, "taskId": "t1"}\n{"correct": false, "taskId": "t2"}\n'
         store.write_bytes(layout.predictions_key(u), preds)
-        marker = commit.build_marker(
-            u, parts=infos, predictions=commit.FileInfo.of(layout.predictions_key(u), preds),
+        marker = markers.build_marker(
+            u, parts=infos, predictions=markers.FileInfo.of(layout.predictions_key(u), preds),
             num_tasks=2, num_sequences=2, num_tokens=12, skipped=[],
         )  # fmt: skip
-        commit.commit_unit(store, u, marker)
+        markers.commit_unit(store, u, marker)
     return store
 
 
@@ -81,14 +82,14 @@ def test_parts_are_read_by_the_official_reader_with_metadata(tmp_path):
         got = np.asarray(f.get_tensor("resid_post.1"))
     assert got.dtype == ml_dtypes.bfloat16
     assert got.tobytes() == tensors["resid_post.1"].tobytes()
-    back, meta2 = shards.decode_part(data)
+    back, meta2 = parts.decode_part(data)
     assert all(back[k].tobytes() == tensors[k].tobytes() for k in tensors)
     assert meta2 == meta
 
 
 def test_part_bytes_do_not_depend_on_dict_order():
     a, t = make_part(4, seed=3)
-    reordered = shards.encode_part(
+    reordered = parts.encode_part(
         dict(reversed(list(t.items()))),
         {
             "task_ids": ["t1", "t2"],
@@ -178,16 +179,16 @@ def test_manifest_from_another_job_is_refused_with_what_differs(tmp_path):
 
 def test_a_marker_is_written_once_and_a_different_one_is_an_error(tmp_path):
     store = LocalStorage(tmp_path)
-    marker = commit.build_marker(
+    marker = markers.build_marker(
         3, parts=[], predictions=None, num_tasks=0, num_sequences=0, num_tokens=0, skipped=[]
     )
-    commit.commit_unit(store, 3, marker)
-    commit.commit_unit(store, 3, marker)  # identical: fine (a retried commit)
-    other = commit.build_marker(
+    markers.commit_unit(store, 3, marker)
+    markers.commit_unit(store, 3, marker)  # identical: fine (a retried commit)
+    other = markers.build_marker(
         3, parts=[], predictions=None, num_tasks=1, num_sequences=0, num_tokens=0, skipped=[]
     )
     with pytest.raises(StorageError, match="already exists with other content"):
-        commit.commit_unit(store, 3, other)
+        markers.commit_unit(store, 3, other)
     assert layout.unit_of_marker(layout.marker_key(3)) == 3
     assert layout.unit_of_marker("units/000003/part-00000.safetensors") is None
 
@@ -195,6 +196,6 @@ def test_a_marker_is_written_once_and_a_different_one_is_an_error(tmp_path):
 def test_strays_of_an_older_attempt_are_removed_after_commit(tmp_path):
     store = build_store(tmp_path, units=1)
     store.write_bytes(f"{layout.unit_dir(0)}/part-00005.safetensors", b"from 6 hosts")
-    removed = commit.remove_strays(store, 0, commit.read_marker(store, 0))
+    removed = markers.remove_strays(store, 0, markers.read_marker(store, 0))
     assert removed == [f"{layout.unit_dir(0)}/part-00005.safetensors"]
     assert verify_store(store).ok and not verify_store(store).warnings

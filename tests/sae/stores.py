@@ -11,13 +11,14 @@ from pathlib import Path
 
 import ml_dtypes
 import numpy as np
+from arcx_store import layout, markers, open_storage
+from arcx_store.manifest import ensure_manifest
+from arcx_store.parts import encode_part
 
 from arcx.config import parse_config
 from arcx.prompts.tiny_tokenizer import SPECIAL_TOKENS, build_tokenizer_object
-from arcx.runner import commit, layout, shards
-from arcx.runner.manifest import ModelFacts, build_manifest, ensure_manifest
+from arcx.runner.manifest import ModelFacts, build_manifest
 from arcx.runner.plan import plan_units
-from arcx.storage import open_storage
 
 SPECIAL_IDS = (0, 1, 2)  # the tiny tokenizer's <|endoftext|>, <|im_start|>, <|im_end|>
 VOCAB = 640
@@ -41,7 +42,7 @@ class BuiltStore:
         out = []
         for (_u, _h), t in sorted(self.parts.items()):
             keep = ~np.isin(t["token_ids"], SPECIAL_IDS) if drop_special else slice(None)
-            out.append(t[shards.tensor_name(site, layer)][keep].astype(np.float32))
+            out.append(t[layout.tensor_name(site, layer)][keep].astype(np.float32))
         return np.concatenate(out)
 
 
@@ -118,15 +119,15 @@ def build_store(
                     a = rng.standard_normal((n_tok, d_model)).astype(np.float32)
                     a[:, 0] = np.arange(next_id, next_id + n_tok)  # a unique, exact row id
                     next_id += n_tok
-                    tensors[shards.tensor_name(s, layer)] = a.astype(np_dtype)
-            data = shards.encode_part(tensors, {"unit": str(u), "host": str(h)})
+                    tensors[layout.tensor_name(s, layer)] = a.astype(np_dtype)
+            data = encode_part(tensors, {"unit": str(u), "host": str(h)})
             key = layout.part_key(u, h)
             storage.write_bytes(key, data)
-            infos.append(commit.FileInfo.of(key, data))
+            infos.append(markers.FileInfo.of(key, data))
             if u in committed:
                 built.parts[(u, h)] = tensors
         if u in committed:
-            marker = commit.build_marker(
+            marker = markers.build_marker(
                 u,
                 parts=infos,
                 predictions=None,
@@ -135,7 +136,7 @@ def build_store(
                 num_tokens=0,
                 skipped=[],
             )
-            commit.commit_unit(storage, u, marker)
+            markers.commit_unit(storage, u, marker)
         else:
             built.uncommitted.append(u)
     return built

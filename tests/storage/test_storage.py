@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from arcx_store.backends import NotFound, StorageError, open_storage
+from arcx_store.backends import gcs as gcs_mod
+from arcx_store.backends.gcs import GCSStorage, parse_gs_uri
+from arcx_store.backends.local import LocalStorage
 
-from arcx.storage import NotFound, StorageError, open_storage
-from arcx.storage import gcs as gcs_mod
-from arcx.storage.gcs import GCSStorage, parse_gs_uri
-from arcx.storage.local import LocalStorage
 from tests.storage.fake_gcs import FaultProxy, free_port, gcs_with_proxy
 
 
@@ -145,7 +145,7 @@ def test_retries_through_injected_503s_and_dropped_connections(gcs_store, gcs_en
 def test_create_only_whose_answer_was_lost_reports_false_with_our_bytes(gcs_store, gcs_endpoint):
     """The write landed but the client never heard; its retry meets the object (412).
     create_only says False and the bytes are ours: commit_unit treats that as success."""
-    from arcx.runner.commit import commit_unit
+    from arcx_store.markers import commit_unit
 
     _, proxy = gcs_endpoint
     proxy.lose_next = 1
@@ -179,3 +179,51 @@ def test_local_write_leaves_no_temporary_files(tmp_path: Path):
     assert store.create_only("a/c", b"y")
     assert not store.create_only("a/c", b"z")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b", "c"]
+
+
+def test_stat_and_listing_carry_the_backends_free_checksum(store):
+    stat = store.write_bytes("units/000000/part-00000.safetensors", b"abc")
+    assert stat.size == 3
+    listed = store.list_stats("units")
+    assert listed["units/000000/part-00000.safetensors"] == store.stat(
+        "units/000000/part-00000.safetensors"
+    )
+    if isinstance(store, LocalStorage):
+        assert stat.crc32c is None  # a filesystem has no checksum for free
+    else:
+        import base64
+
+        import google_crc32c
+
+        want = base64.b64encode(google_crc32c.Checksum(b"abc").digest()).decode()
+        assert stat.crc32c == want and listed["units/000000/part-00000.safetensors"].crc32c == want
+
+
+@pytest.mark.gcs
+def test_a_same_size_change_on_gcs_is_caught_by_the_marker_crc32c(gcs_store):
+    from arcx_store import layout
+    from arcx_store.markers import FileInfo, build_marker, commit_unit
+    from arcx_store.units import unit_states
+
+    key = layout.part_key(0, 0)
+    data = b"part bytes, as committed"
+    info = FileInfo.of(key, data, gcs_store.write_bytes(key, data))
+    assert info.crc32c
+    marker = build_marker(
+        0, parts=[info], predictions=None, num_tasks=1, num_sequences=1, num_tokens=1, skipped=[]
+    )
+    commit_unit(gcs_store, 0, marker)
+    assert unit_states(gcs_store, [0])[0].committed
+    gcs_store.write_bytes(key, data.replace(b"part", b"PART"))  # same size, other bytes
+    state = unit_states(gcs_store, [0])[0]
+    assert state.damaged and "crc32c" in (state.problem or "")
+
+
+def test_local_listing_shows_temporary_files(tmp_path: Path):
+    store = LocalStorage(tmp_path)
+    store.write_bytes("units/000000/part-00000.safetensors", b"x")
+    (tmp_path / "units/000000/.part-00000.safetensors.abc.tmp").write_bytes(b"half")
+    assert store.list("units") == [
+        "units/000000/.part-00000.safetensors.abc.tmp",
+        "units/000000/part-00000.safetensors",
+    ]

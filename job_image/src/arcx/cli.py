@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "arcx.model.commands",
     "arcx.runner.commands",
     "arcx.sae.commands",
+    "arcx.planning.commands",
 )
 
 
@@ -28,16 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run Qwen2-family models over ARC-AGI tasks and record their activations.",
     )
     parser.add_argument("--version", action="version", version=f"arcx {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "human", "json"),
+        default=None,
+        help="progress as live bars (human) or JSON events (json); auto (the default, or "
+        "$ARCX_LOG_FORMAT): bars on a terminal, JSON otherwise",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            # An area not built yet is skipped; a missing dependency inside it is not.
-            if err.name is None or not name.startswith(err.name):
-                raise
-            continue
-        module.register(sub)
+        # Every area is part of the product: a module that fails to import is a bug to see,
+        # not a command to drop silently.
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.log_format:
+        from arcx.runner.progress import set_log_format
+
+        set_log_format(args.log_format)  # inherited by the processes a command starts
     return int(args.func(args) or 0)
 
 

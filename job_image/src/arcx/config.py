@@ -2,7 +2,11 @@
 
 Keys are camelCase so that a ConfigMap rendered from an ArcExtractionJob's spec and a
 hand-written ``job.yaml`` read the same; snake_case names are accepted too. Unknown keys
-are rejected so a typo never silently falls back to a default.
+are rejected so a typo never silently falls back to a default, values are never coerced
+(``layers: ["1"]``, ``[1.0]`` or ``[true]`` and ``teacherForcing: "yes"`` are refused, not
+read as 1 and true), a key given twice in the YAML is refused (PyYAML keeps the last), and
+every rule that needs no model, data or devices is checked here, so the pod and the API
+server (the CRD's CEL rules mirror these) refuse the same configurations.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from arcx_store.manifest import CONFIG_HASH_EXCLUDE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from arcx.strict_yaml import YAMLInputError, load_yaml
 
 Site = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"]
 Positions = Literal["all", "prompt", "answer", "last"]
@@ -25,7 +31,7 @@ DEFAULT_ENCODER = "GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))"
 
 class _Section(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
     )
 
 
@@ -51,6 +57,17 @@ class PromptSection(_Section):
     template: Literal["output-from-examples"] = "output-from-examples"
     augmentation: AugmentationSection = AugmentationSection()
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_parses(cls, v: str) -> str:
+        from arcx.prompts.encoder_spec import EncoderSpecError, parse_encoder
+
+        try:
+            parse_encoder(v)
+        except EncoderSpecError as err:
+            raise ValueError(str(err)) from None
+        return v
+
 
 class ExtractionSection(_Section):
     layers: list[int] = Field(min_length=1)
@@ -58,6 +75,15 @@ class ExtractionSection(_Section):
     positions: Positions = "all"
     dtype: DType = "bfloat16"
     teacher_forcing: bool = True
+
+    @model_validator(mode="after")
+    def _answer_positions_need_an_answer(self) -> ExtractionSection:
+        if self.positions == "answer" and not self.teacher_forcing:
+            raise ValueError(
+                "positions: 'answer' needs teacherForcing: true "
+                "(without it the sequences hold no answer tokens)"
+            )
+        return self
 
     @field_validator("layers")
     @classmethod
@@ -103,6 +129,16 @@ class OutputSection(_Section):
     uri: str = Field(description="gs://bucket/prefix or a filesystem path")
     unit_size: int = Field(default=16, ge=1, description="tasks per work unit")
 
+    @field_validator("uri")
+    @classmethod
+    def _uri_names_a_place(cls, v: str) -> str:
+        # The form only; arcx.storage.open_storage, which opens it, refuses the same.
+        if not v.strip():
+            raise ValueError("must not be empty (it would write into the working directory)")
+        if "://" in v and not v.startswith(("gs://", "file://")):
+            raise ValueError(f"unsupported URI {v!r}: use gs://bucket/prefix or a path")
+        return v
+
 
 class MeshSection(_Section):
     model: int = Field(default=1, ge=1, description="size of the 'model' axis; the rest is 'data'")
@@ -131,9 +167,7 @@ class JobConfig(_Section):
         The output location and the number of slices do not change the bytes, so they are
         left out: a job may move buckets or be re-run with another slice count.
         """
-        payload = self.model_dump(
-            mode="json", by_alias=True, exclude={"output": {"uri"}, "parallelism": True}
-        )
+        payload = self.model_dump(mode="json", by_alias=True, exclude=CONFIG_HASH_EXCLUDE)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -161,14 +195,23 @@ def parse_config(data: Any, where: str = "<config>") -> JobConfig:
         raise ConfigError(_format_validation_error(err, where)) from None
 
 
+# A job configuration is a few KiB (a ConfigMap holds at most 1 MiB).
+MAX_CONFIG_BYTES = 2**20
+
+
 def load_config(path: str | Path) -> JobConfig:
     p = Path(path)
     try:
-        text = p.read_text()
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read job configuration {p}: {err.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"job configuration {p} is over {MAX_CONFIG_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
+        data = load_yaml(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"job configuration {p} is not UTF-8 text (byte {err.start})") from None
+    except YAMLInputError as err:
         raise ConfigError(f"job configuration {p} is not valid YAML: {err}") from None
     return parse_config(data, str(p))

@@ -5,6 +5,9 @@ One place per fact: rendering, status mapping, the CRD and the tests all read th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 # --- the custom resource ---------------------------------------------------------------
 GROUP = "arcx.dev"
 VERSION = "v1alpha1"
@@ -32,6 +35,7 @@ EXCLUSIVE_TOPOLOGY_ANNOTATION = "alpha.jobset.sigs.k8s.io/exclusive-topology"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 # --- labels the operator puts on what it creates ----------------------------------------
+# Label keys are on the objects the operator creates (ConfigMap, JobSet, its Jobs and pods).
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "arcx-operator"
 JOB_NAME_LABEL = "arcx.dev/job-name"
@@ -57,6 +61,20 @@ ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "JAX_PROCESS_ID"
 ENV_SLICE_INDEX = "ARCX_SLICE_INDEX"
+ENV_HOME = "HOME"
+ENV_TMPDIR = "TMPDIR"
+
+# --- the job pods' security context (Pod Security Standard "restricted") -----------------
+# The image's non-root user (Dockerfile: useradd --uid 65532, USER 65532:65532).
+JOB_USER_ID = 65532
+JOB_GROUP_ID = 65532
+# The root filesystem is read-only; these emptyDirs are where Python and JAX write (HOME
+# holds ~/.cache). TMPDIR points at /var/tmp, which tempfile and XLA honour, instead of
+# covering /tmp: the local test node runs pods as host processes that share the host's /tmp.
+HOME_VOLUME = "arcx-home"
+HOME_DIR = "/home/arcx"
+TMP_VOLUME = "arcx-tmp"
+TMP_DIR = "/var/tmp"
 # The exit code `arcx run` uses for an invalid configuration (arcx.exitcodes.CONFIG_ERROR);
 # a test pins the two together, this package must not import arcx.
 CONFIG_ERROR_EXIT_CODE = 78
@@ -67,6 +85,116 @@ PREEMPTED_EXIT_CODE = 75
 RULE_CONFIG_ERROR = "ConfigError"
 RULE_PREEMPTION = "Preemption"
 RULE_CRASH = "Crash"
+
+
+class JobSetAction(StrEnum):
+    """JobSet failurePolicy rule actions (jobset.x-k8s.io/v1alpha2 FailurePolicyAction)."""
+
+    FAIL_JOBSET = "FailJobSet"
+    RESTART_JOBSET = "RestartJobSet"
+    RESTART_IGNORING_MAX = "RestartJobSetAndIgnoreMaxRestarts"
+
+
+class JobSetCondition(StrEnum):
+    """Condition types the JobSet controller sets on a JobSet."""
+
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+RESTART_STRATEGY = "Recreate"
+# batch/v1 Job: the pod failure policy's action, and the Job failure reason it produces.
+POD_ACTION_FAIL_JOB = "FailJob"
+JOB_REASON_POD_FAILURE_POLICY = "PodFailurePolicy"
+# The Job controller's failure messages (k8s.io/kubernetes pkg/controller/job), as regexps.
+JOB_MESSAGE_EXIT_CODE = "failed with exit code {code} matching FailJob rule"
+JOB_MESSAGE_DISRUPTION = "has condition DisruptionTarget matching FailJob rule"
+POD_CONDITION_DISRUPTION = "DisruptionTarget"
+
+
+# --- status of an ArcExtractionJob ------------------------------------------------------
+class Phase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+TERMINAL_PHASES = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+class ConditionType(StrEnum):
+    """Condition types on the resource. Exactly one phase condition is True at a time."""
+
+    CREATED = "Created"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+    OUTPUT_MOUNTED = "OutputMounted"
+    STORE_READABLE = "StoreReadable"
+
+
+PHASE_CONDITIONS: dict[Phase, ConditionType] = {
+    Phase.RUNNING: ConditionType.RUNNING,
+    Phase.SUCCEEDED: ConditionType.SUCCEEDED,
+    Phase.FAILED: ConditionType.FAILED,
+    Phase.SUSPENDED: ConditionType.SUSPENDED,
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A condition/Event reason with its message, as JobSet's pkg/constants pairs them.
+
+    ``message`` may hold ``{placeholders}``; ``text(**values)`` fills them in."""
+
+    name: str
+    message: str
+
+    def text(self, **values: object) -> str:
+        return self.message.format(**values) if values else self.message
+
+
+# Phase reasons (status.py); a message of "" means the caller supplies it (it comes from
+# the JobSet, the failed pod or the error at hand).
+CREATING = Reason("Creating", "creating the ConfigMap and JobSet")
+COMPLETED = Reason("Completed", "all slices finished")
+CONFIG_ERROR = Reason("ConfigError", "")
+JOBSET_FAILED = Reason("JobSetFailed", "the JobSet failed")
+SUSPENDED_BY_SPEC = Reason("Suspended", "suspended by spec.suspend")
+SUSPENDED_JOBSET = Reason("Suspended", "the JobSet is suspended")
+QUEUED = Reason("Queued", "waiting for admission by Kueue queue {queue}")
+RUNNING = Reason("Running", "{ready} slice(s) running or done")
+RESTARTING = Reason("Restarting", "restart {restarts}: waiting for the pods")
+PODS_PENDING = Reason("PodsPending", "waiting for the pods of every slice to start")
+INVALID_SPEC = Reason("InvalidSpec", "")
+POLICY_VIOLATION = Reason("PolicyViolation", "")
+NAME_CLASH = Reason(
+    "InvalidSpec",
+    "a {kind} named {name} already exists and is not owned by this resource; "
+    "delete it or rename the ArcExtractionJob",
+)
+# Condition Created.
+JOBSET_CREATED = Reason("JobSetCreated", "ConfigMap and JobSet exist")
+# An inactive phase condition's reason is "Not" + the phase.
+NOT_PREFIX = "Not"
+# Condition OutputMounted (podspec.output_condition).
+OUTPUT_MOUNTED = Reason("Mounted", "output.uri {uri} is on {where}")
+OUTPUT_OBJECT_STORE = Reason("ObjectStore", "output.uri {uri} is an object store")
+OUTPUT_NOT_MOUNTED = Reason("OutputNotMounted", "")
+OUTPUT_READ_ONLY = Reason(
+    "OutputReadOnly",
+    "output.uri {uri} is on {where} read-only; the job cannot write its output: "
+    "set readOnly: false on that mount",
+)
+# Condition StoreReadable (handlers: the progress read).
+STORE_READ = Reason("StoreRead", "progress read from {uri}")
+STORE_NOT_YET = Reason("NotRead", "the output store has not been read yet")
+STORE_MALFORMED = Reason("MalformedStore", "")
+STORE_UNREADABLE = Reason("StoreUnreadable", "")
 
 
 def config_map_name(job_name: str) -> str:

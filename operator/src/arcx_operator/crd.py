@@ -13,7 +13,8 @@ import copy
 from typing import Any
 
 from arcx_operator import constants as c
-from arcx_operator import render, storage, tpu
+from arcx_operator import podspec, policy, spec, tpu
+from arcx_operator.constants import Phase
 
 Schema = dict[str, Any]
 
@@ -57,6 +58,11 @@ MAX_ITEMS: dict[str, int] = {"extraction.layers": 1024, "extraction.sites": 5}
 # Rules JobConfig enforces in validators, restated for the API server.
 ITEM_MINIMUMS: dict[str, int] = {"extraction.layers": 0}
 SET_LISTS: tuple[str, ...] = ("extraction.layers", "extraction.sites")
+# Each mirrors a validator of arcx.config (same message), so the API server refuses what the
+# pod would refuse with exit code 78; tests/operator/test_crd_validation.py sends each to a
+# real API server and test_crd_schema.py checks parse_config refuses the same bodies. What
+# CEL cannot check (the encoder spec's grammar, layers against the model's depth) stays
+# the pod's.
 SECTION_RULES: dict[str, list[Schema]] = {
     "batching": [
         {
@@ -65,10 +71,31 @@ SECTION_RULES: dict[str, list[Schema]] = {
             "fieldPath": ".tokensPerBatch",
         }
     ],
+    "extraction": [
+        {
+            "rule": "self.positions != 'answer' || self.teacherForcing",
+            "message": "positions: 'answer' needs teacherForcing: true "
+            "(without it the sequences hold no answer tokens)",
+            "fieldPath": ".positions",
+        },
+    ],
+    "output": [
+        {
+            "rule": "self.uri.trim() != ''",
+            "message": "uri must not be empty (it would write into the working directory)",
+            "fieldPath": ".uri",
+        },
+        {
+            "rule": "!self.uri.contains('://') || self.uri.startsWith('gs://') "
+            "|| self.uri.startsWith('file://')",
+            "message": "unsupported URI: use gs://bucket/prefix or a path",
+            "fieldPath": ".uri",
+        },
+    ],
 }
 # Sections whose change would change the bytes written (or where they go): immutable.
 # Each is always present (required or defaulted), so `self == oldSelf` on it always runs.
-IMMUTABLE: tuple[str, ...] = (*render.SHARED_SECTIONS, "topology")
+IMMUTABLE: tuple[str, ...] = (*spec.SHARED_SECTIONS, "topology")
 # Optional fields that may not be added, changed or removed once the resource exists.
 IMMUTABLE_OPTIONAL: tuple[str, ...] = ("queueName",)
 
@@ -132,7 +159,7 @@ def shared_sections(job_config_schema: Schema) -> Schema:
     """The spec properties shared with the job config, with the CRD-only additions applied."""
     defs = job_config_schema.get("$defs", {})
     props = job_config_schema["properties"]
-    sections = {k: openapi_from_json_schema(props[k], defs) for k in render.SHARED_SECTIONS}
+    sections = {k: openapi_from_json_schema(props[k], defs) for k in spec.SHARED_SECTIONS}
     root = {"properties": sections}
     for path, text in DESCRIPTIONS.items():
         _walk(root, path).setdefault("description", text)
@@ -326,13 +353,13 @@ def _volume_sources() -> Schema:
             "x-kubernetes-preserve-unknown-fields": True,
             "description": f"A core/v1 {name} volume source, passed through as written.",
         }
-        for name in storage.FREE_SOURCES
+        for name in podspec.FREE_SOURCES
     }
     return {**typed, **free}
 
 
 def volumes_schema() -> Schema:
-    one_source = "[" + ", ".join(f"has(self.{s})" for s in storage.VOLUME_SOURCES) + "]"
+    one_source = "[" + ", ".join(f"has(self.{s})" for s in podspec.VOLUME_SOURCES) + "]"
     return {
         "type": "array",
         "maxItems": MAX_VOLUMES,
@@ -350,11 +377,13 @@ def volumes_schema() -> Schema:
                 {
                     "rule": f"{one_source}.exists_one(x, x)",
                     "message": "set exactly one volume source: "
-                    + ", ".join(storage.VOLUME_SOURCES),
+                    + ", ".join(podspec.VOLUME_SOURCES),
                 },
                 {
-                    "rule": f"self.name != '{c.CONFIG_VOLUME}'",
-                    "message": f"volume name {c.CONFIG_VOLUME} is reserved for the job config",
+                    "rule": f"!(self.name in {_cel_string_list(podspec.RESERVED_VOLUMES)})",
+                    "message": "volume names "
+                    + ", ".join(podspec.RESERVED_VOLUMES)
+                    + " are reserved for the job config and the pod's writable directories",
                     "fieldPath": ".name",
                 },
             ],
@@ -396,6 +425,12 @@ def volume_mounts_schema() -> Schema:
                     "fieldPath": ".mountPath",
                 },
                 {
+                    "rule": f"!(self.mountPath in {_cel_string_list((c.HOME_DIR, c.TMP_DIR))})",
+                    "message": f"{c.HOME_DIR} (HOME) and {c.TMP_DIR} (TMPDIR) are the pod's "
+                    "own writable directories; mount elsewhere (below them is fine)",
+                    "fieldPath": ".mountPath",
+                },
+                {
                     "rule": "!has(self.subPath) || (!self.subPath.startsWith('/') && "
                     "!self.subPath.matches('(^|/)[.][.](/|$)'))",
                     "message": "subPath must be a relative path without '..'",
@@ -429,7 +464,9 @@ def _mounts_rule() -> Schema:
 
 def pod_options_schema() -> Schema:
     """env, nodeSelector and tolerations of the job pods."""
-    reserved = _cel_string_list(storage.RESERVED_ENV)
+    reserved = _cel_string_list(podspec.RESERVED_ENV)
+    denied = _cel_string_list(policy.ALWAYS_DENIED_ENV)
+    denied_prefixes = policy.ALWAYS_DENIED_ENV_PREFIXES
     return {
         "env": {
             "type": "array",
@@ -445,7 +482,14 @@ def pod_options_schema() -> Schema:
                         "rule": f"!(self.name in {reserved})",
                         "message": "this variable is set by the operator (see docs/operator.md)",
                         "fieldPath": ".name",
-                    }
+                    },
+                    {
+                        "rule": f"!(self.name in {denied}) && "
+                        + " && ".join(f"!self.name.startsWith('{p}')" for p in denied_prefixes),
+                        "message": "this variable changes which code the image runs and may "
+                        "not be set on arcx jobs (see docs/operator.md, admin policy)",
+                        "fieldPath": ".name",
+                    },
                 ],
                 "properties": {
                     "name": _str("Variable name.", 253, pattern="^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
@@ -512,13 +556,20 @@ def spec_schema(job_config_schema: Schema) -> Schema:
         "imagePullPolicy": {
             "type": "string",
             "enum": ["Always", "IfNotPresent", "Never"],
-            "default": render.DEFAULT_PULL_POLICY,
+            "default": spec.DEFAULT_PULL_POLICY,
             "description": "Pull policy of the job container.",
         },
         "serviceAccountName": {
             "type": "string",
             "maxLength": 253,
-            "description": "Service account of the job pods (e.g. bound to a GCS-reading identity).",
+            "description": "Service account of the job pods (e.g. bound to a GCS-reading identity); "
+            "the cluster's arcx policy lists the allowed ones.",
+        },
+        "automountServiceAccountToken": {
+            "type": "boolean",
+            "default": False,
+            "description": "Mount the service account's API token into the pods. Off: arcx "
+            "does not call the Kubernetes API, and GKE Workload Identity needs no token file.",
         },
         **shared_sections(job_config_schema),
         "topology": topology_schema(),
@@ -526,7 +577,7 @@ def spec_schema(job_config_schema: Schema) -> Schema:
             "type": "integer",
             "minimum": 0,
             "maximum": 1000,
-            "default": render.DEFAULT_MAX_RESTARTS,
+            "default": spec.DEFAULT_MAX_RESTARTS,
             "description": "Restarts after crashes before the job fails; preemptions do not count.",
         },
         "suspend": {
@@ -593,7 +644,7 @@ def status_schema() -> Schema:
         "properties": {
             "phase": {
                 "type": "string",
-                "enum": ["Pending", "Running", "Succeeded", "Failed", "Suspended"],
+                "enum": [p.value for p in Phase],
             },
             "conditions": {
                 "type": "array",

@@ -14,16 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from arcx_store.errors import StoreFormatError
 from kubernetes.client.exceptions import ApiException
 
 from arcx_operator import constants as c
-from arcx_operator import render, storage
+from arcx_operator import podspec, render
 from arcx_operator import status as st
+from arcx_operator.constants import ConditionType, Phase
 from arcx_operator.kube import Kube
 from arcx_operator.observability import Health, Metrics
+from arcx_operator.policy import Policy, check
 from arcx_operator.progress import ProgressReader, StoreReadError
+from arcx_operator.spec import Resource, SpecError, parse_resource
 
 log = logging.getLogger("arcx_operator.handlers")
+
+Body = dict[str, Any]
 
 
 @dataclass
@@ -33,6 +39,7 @@ class Context:
     health: Health
     progress: ProgressReader
     default_image: str | None = None
+    policy: Policy = field(default_factory=Policy)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -40,57 +47,88 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+def _owned_by(obj: Body, uid: str) -> bool:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("uid") == uid for r in refs)
 
 
-def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
+def reconcile(ctx: Context, body: Body) -> Body | None:
     """One pass for one resource; returns the new status, or None when nothing changed."""
     meta = body.get("metadata") or {}
-    name, namespace, uid = meta["name"], meta.get("namespace") or "default", meta.get("uid", "")
-    spec = body.get("spec") or {}
+    key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
     old = dict(body.get("status") or {})
-    generation = int(meta.get("generation") or 0)
-    key = f"{namespace}/{name}"
-    if old.get("phase") in st.TERMINAL:
+    if old.get("phase") in c.TERMINAL_PHASES:
         ctx.metrics.set_phase(key, old["phase"])
         return None
-
-    jobset: dict[str, Any] | None = None
     try:
-        desired_cm = render.render_config_map(body)
-        desired_js = render.render_jobset(body, ctx.default_image)
-    except render.RenderError as err:
-        obs = st.observe(spec, None, render_error=str(err))
-    else:
-        obs, jobset = _ensure(ctx, spec, desired_cm, desired_js, uid, key)
-    jobset_name = c.jobset_name(name) if jobset is not None else None
+        res = parse_resource(body)
+    except SpecError as err:
+        obs = st.refused(err.reason, str(err))
+        new = st.next_status(
+            old, obs, generation=int(meta.get("generation") or 0), jobset_name=None,
+            progress=None, now=_now(),
+        )  # fmt: skip
+        return _report(ctx, body, key, old, new, obs)
 
+    jobset: Body | None = None
+    try:
+        obs, jobset = _ensure(ctx, res)
+    except SpecError as err:
+        obs = st.refused(err.reason, str(err))
+    jobset_name = c.jobset_name(res.name) if jobset is not None else None
+
+    extra = [podspec.output_condition(res.spec, res.generation)]
     progress = None
-    uri = (spec.get("output") or {}).get("uri")
-    if uri and jobset is not None:
-        try:
-            # The last read before a terminal phase is fresh: the status is final after it.
-            progress = ctx.progress.read(uri, force=obs.phase in st.TERMINAL)
-        except (StoreReadError, OSError, ValueError) as err:
-            ctx.metrics.errors.labels(stage="progress").inc()
-            log.warning("cannot read progress", extra={"job": key, "store": uri, "error": str(err)})
-
-    mounted = storage.output_condition(spec, generation)
+    if res.spec.output_uri and jobset is not None:
+        progress, readable = _read_progress(ctx, res, obs)
+        extra.append(readable)
     new = st.next_status(
         old,
         obs,
-        generation=generation,
+        generation=res.generation,
         jobset_name=jobset_name,
         progress=progress,
         now=_now(),
-        extra_conditions=[mounted],
+        extra_conditions=extra,
     )
-    _warn_once(body, old, mounted)
+    for cond in extra:
+        _warn_once(body, old, cond)
+    return _report(ctx, body, key, old, new, obs)
+
+
+def _read_progress(ctx: Context, res: Resource, obs: st.Observed) -> tuple[Body | None, Body]:
+    """The store's progress and condition StoreReadable; a store that cannot be read or is
+    malformed is a False condition (and a Warning Event), never an exception."""
+    uri = res.spec.output_uri
+    try:
+        # The last read before a terminal phase is fresh: the status is final after it.
+        progress = ctx.progress.read(uri, force=obs.phase in c.TERMINAL_PHASES)
+    except (StoreReadError, StoreFormatError, OSError, ValueError) as err:
+        ctx.metrics.errors.labels(stage="progress").inc()
+        log.warning("cannot read progress", extra={"job": res.key, "store": uri, "error": str(err)})
+        reason = c.STORE_MALFORMED if _malformed(err) else c.STORE_UNREADABLE
+        message = f"cannot read progress from {uri}: {err}"
+        return None, st.condition(
+            ConditionType.STORE_READABLE, False, reason.name, message, res.generation
+        )
+    ok = c.STORE_READ
+    cond = st.condition(
+        ConditionType.STORE_READABLE, True, ok.name, ok.text(uri=uri), res.generation
+    )
+    return dict(progress), cond
+
+
+def _malformed(err: Exception) -> bool:
+    # ValueError: bytes that are not UTF-8 or JSON, from a reader that does not wrap them.
+    return isinstance(err, StoreFormatError | ValueError)
+
+
+def _report(
+    ctx: Context, body: Body, key: str, old: Body, new: Body, obs: st.Observed
+) -> Body | None:
     ctx.metrics.set_phase(key, new["phase"])
     if st.transition(old.get("phase"), new["phase"]):
-        kind = "Warning" if new["phase"] == st.FAILED else "Normal"
+        kind = "Warning" if new["phase"] == Phase.FAILED else "Normal"
         kopf.event(
             body, type=kind, reason=obs.reason, message=f"{new['phase']}: {obs.message}"[:1024]
         )
@@ -101,61 +139,56 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> dict[str, Any] | None:
     return None if new == old else new
 
 
-def _warn_once(body: dict[str, Any], old: dict[str, Any], cond: dict[str, Any]) -> None:
+def _warn_once(body: Body, old: Body, cond: Body) -> None:
     """A Warning Event when a condition turns False (not on every pass)."""
-    before = next((c for c in old.get("conditions") or [] if c.get("type") == cond["type"]), None)
+    before = next((x for x in old.get("conditions") or [] if x.get("type") == cond["type"]), None)
     if cond["status"] == "False" and (before or {}).get("status") != "False":
         kopf.event(body, type="Warning", reason=cond["reason"], message=cond["message"][:1024])
 
 
-def _clash(kind: str, name: str) -> str:
-    return (
-        f"a {kind} named {name} already exists and is not owned by this resource; "
-        "delete it or rename the ArcExtractionJob"
-    )
+def _clash(kind: str, name: str) -> st.Observed:
+    return st.refused(c.NAME_CLASH, c.NAME_CLASH.text(kind=kind, name=name))
 
 
-def _ensure(
-    ctx: Context,
-    spec: dict[str, Any],
-    desired_cm: dict[str, Any],
-    desired_js: dict[str, Any],
-    uid: str,
-    key: str,
-) -> tuple[st.Observed, dict[str, Any] | None]:
-    """Create what is missing (never touching what runs, but ``suspend``) and observe it."""
-    meta = desired_js["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+def _ensure(ctx: Context, res: Resource) -> tuple[st.Observed, Body | None]:
+    """Create what is missing (never touching what runs, but ``suspend``) and observe it.
+
+    The policy is checked before anything is created; a JobSet that already runs is left
+    to finish even if the policy changed since."""
+    name = c.jobset_name(res.name)
+    jobset = ctx.kube.get_jobset(res.namespace, name)
+    if jobset is None:
+        check(ctx.policy, res.spec)
+    desired_cm = render.render_config_map(res)
+    desired_js = render.render_jobset(res, ctx.default_image)
     cm = ctx.kube.ensure_config_map(desired_cm)
-    if not _owned_by(cm, uid):
-        return st.observe(
-            spec, None, render_error=_clash("ConfigMap", desired_cm["metadata"]["name"])
-        ), None
-    jobset = ctx.kube.get_jobset(namespace, name)
+    if not _owned_by(cm, res.uid):
+        return _clash("ConfigMap", desired_cm["metadata"]["name"]), None
     if jobset is None:
         jobset, created = ctx.kube.create_jobset(desired_js)
         if created:
-            log.info("created JobSet", extra={"job": key, "jobset": name})
-    if not _owned_by(jobset, uid):
-        return st.observe(spec, None, render_error=_clash("JobSet", name)), None
-    _sync_suspend(ctx, spec, jobset, namespace, name)
+            log.info("created JobSet", extra={"job": res.key, "jobset": name})
+    if not _owned_by(jobset, res.uid):
+        return _clash("JobSet", name), None
+    _sync_suspend(ctx, res, jobset)
     message = None
-    if st.true_condition(jobset, "Failed") is not None:
-        message = ctx.kube.config_error_message(namespace, name)
-    return st.observe(spec, jobset, failure_message=message), jobset
+    if st.true_condition(jobset, c.JobSetCondition.FAILED) is not None:
+        message = ctx.kube.config_error_message(res.namespace, name)
+    return st.observe(res.spec, jobset, failure_message=message), jobset
 
 
-def _sync_suspend(
-    ctx: Context, spec: dict[str, Any], jobset: dict[str, Any], ns: str, name: str
-) -> None:
+def _sync_suspend(ctx: Context, res: Resource, jobset: Body) -> None:
     """spec.suspend drives the JobSet's; with a Kueue queue, Kueue alone resumes it."""
-    want = bool(spec.get("suspend", False))
+    want = res.spec.suspend
     have = bool((jobset.get("spec") or {}).get("suspend", False))
-    if want == have or (not want and spec.get("queueName")):
+    if want == have or (not want and res.spec.queue_name):
         return
-    if st.true_condition(jobset, "Completed") or st.true_condition(jobset, "Failed"):
+    if st.true_condition(jobset, c.JobSetCondition.COMPLETED) or st.true_condition(
+        jobset, c.JobSetCondition.FAILED
+    ):
         return
-    updated = ctx.kube.set_jobset_suspend(ns, name, want)
+    name = c.jobset_name(res.name)
+    updated = ctx.kube.set_jobset_suspend(res.namespace, name, want)
     jobset.update(updated)
 
 
@@ -186,7 +219,7 @@ def install(registry: kopf.OperatorRegistry, ctx: Context, sync_interval_s: floa
     def on_delete(body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
         ctx.metrics.set_phase(f"{meta.get('namespace')}/{meta.get('name')}", None)
-        uri = ((body.get("spec") or {}).get("output") or {}).get("uri")
+        uri = ((body.get("spec") or {}).get("output") or {}).get("uri")  # may not parse
         if uri:
             ctx.progress.forget(uri)
 

@@ -25,6 +25,8 @@ from arcx_operator import constants as c
 from arcx_operator.kube import Kube
 from arcx_operator.leader import LeaderElector
 from arcx_operator.observability import Health, Metrics, configure_logging, serve
+from arcx_operator.podspec import VOLUME_SOURCES
+from arcx_operator.policy import Policy, parse_list
 from arcx_operator.progress import ProgressReader
 
 log = logging.getLogger("arcx_operator")
@@ -57,6 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--default-job-image",
         default=env("ARCX_DEFAULT_JOB_IMAGE"),
         help="job image for resources without spec.image",
+    )
+    policy = p.add_argument_group(
+        "admin policy",
+        "what ArcExtractionJobs may ask the pods for; comma-separated lists, '*' = any, "
+        "an empty value = none, the flag absent = any (the chart sets all of them)",
+    )
+    policy.add_argument(
+        "--allowed-image-repositories",
+        default=env("ARCX_ALLOWED_IMAGE_REPOSITORIES"),
+        metavar="LIST",
+        help="repositories spec.image may name (an entry ending in / allows all below it)",
+    )
+    policy.add_argument(
+        "--allowed-service-accounts",
+        default=env("ARCX_ALLOWED_SERVICE_ACCOUNTS"),
+        metavar="LIST",
+        help="service accounts spec.serviceAccountName may name besides default",
+    )
+    policy.add_argument(
+        "--allowed-volume-types",
+        default=env("ARCX_ALLOWED_VOLUME_TYPES"),
+        metavar="LIST",
+        help="volume sources spec.volumes may use (hostPath, secret, persistentVolumeClaim, ...)",
+    )
+    policy.add_argument(
+        "--denied-env",
+        default=env("ARCX_DENIED_ENV"),
+        metavar="LIST",
+        help="env names spec.env may not set, besides the ones always refused",
     )
     p.add_argument(
         "--health-address", default="0.0.0.0", help="bind address of /healthz, /readyz, /metrics"
@@ -92,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "text"], default="json")
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    """The admin policy from the flags; ValueError names a flag whose value is not usable."""
+    types = parse_list(args.allowed_volume_types)
+    unknown = sorted(set(types or ()) - set(VOLUME_SOURCES))
+    if unknown:
+        raise ValueError(
+            f"--allowed-volume-types: unknown volume type(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(VOLUME_SOURCES)}"
+        )
+    return Policy(
+        image_repositories=parse_list(args.allowed_image_repositories),
+        service_accounts=parse_list(args.allowed_service_accounts),
+        volume_types=types,
+        denied_env=parse_list(args.denied_env) or (),
+    )
 
 
 def _load_kube_config(kubeconfig: str | None, target: client.Configuration | None = None) -> None:
@@ -164,6 +212,11 @@ def run(args: argparse.Namespace) -> int:
         where = args.kubeconfig or "the in-cluster service account"
         log.error(f"cannot load Kubernetes credentials from {where}: {err}; pass --kubeconfig")
         return EXIT_CONFIG
+    try:
+        policy = policy_from_args(args)
+    except ValueError as err:
+        log.error(str(err))
+        return EXIT_CONFIG
     metrics, health = Metrics(), Health()
     if args.health_port:
         serve(args.health_address, args.health_port, metrics, health)
@@ -173,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         health=health,
         progress=ProgressReader(min_interval_s=args.progress_interval),
         default_image=args.default_job_image,
+        policy=policy,
     )
     registry = kopf.OperatorRegistry()
     handlers.install(registry, ctx, args.sync_interval)

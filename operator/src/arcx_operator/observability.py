@@ -17,7 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from arcx_operator.status import PHASES
+from arcx_operator.constants import Phase
 
 
 class Metrics:
@@ -45,8 +45,8 @@ class Metrics:
         )
         self._phases: dict[str, str] = {}
         self._lock = threading.Lock()
-        for phase in PHASES:
-            self.jobs.labels(phase=phase).set(0)
+        for phase in Phase:
+            self.jobs.labels(phase=phase.value).set(0)
 
     def set_phase(self, key: str, phase: str | None) -> None:
         with self._lock:
@@ -54,7 +54,7 @@ class Metrics:
                 self._phases.pop(key, None)
             else:
                 self._phases[key] = phase
-            counts = {p: 0 for p in PHASES}
+            counts = {p.value: 0 for p in Phase}
             for p in self._phases.values():
                 counts[p] = counts.get(p, 0) + 1
             for p, n in counts.items():

@@ -1,21 +1,29 @@
 """Progress of a job from its output store: the manifest's unit plan and the commit markers.
 
-Read-only. ``summarize`` is pure; the readers list and read keys on a filesystem or GCS;
-``ProgressReader`` rate-limits reads per store and caches markers (they are create-only).
+Read-only, through the shared store package (``arcx_store``): a unit counts as committed by
+the same rule the runner uses to skip it (``arcx_store.units.judge_unit``: the marker
+parses and every file it names is there with its size and checksum), so the operator never
+reports Succeeded over a store the runner would redo. ``summarize`` is pure;
+``ProgressReader`` rate-limits reads per store and caches marker bytes (keyed by their size,
+since a damaged marker is replaced when its unit is redone).
+
+A malformed manifest raises ``arcx_store.errors.StoreFormatError`` (the handlers turn it
+into a condition); a marker that does not parse counts as not committed.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from arcx_operator import store_layout as layout
+from arcx_store import layout
+from arcx_store.backends.base import ObjectStat, Storage
+from arcx_store.errors import BadStoreURI, NotFound, StorageError, StoreFormatError
+from arcx_store.manifest import parse_manifest
+from arcx_store.units import judge_unit, marked_units
 
 Progress = dict[str, int]
 DEFAULT_MIN_INTERVAL_S = 10.0
@@ -32,8 +40,8 @@ class StoreReader(Protocol):
         """The object's bytes, or None if it does not exist."""
         ...
 
-    def list_markers(self) -> list[str]:
-        """Keys of every ``units/<u>/COMMITTED`` in the store."""
+    def list_stats(self) -> dict[str, ObjectStat]:
+        """Every object a commit marker can name (``units/``, ``predictions/``), with its stat."""
         ...
 
 
@@ -50,93 +58,62 @@ def summarize(manifest: dict[str, Any] | None, markers: dict[int, dict[str, Any]
 
 
 @dataclass
-class LocalReader:
+class _StorageReader:
+    """A StoreReader over an ``arcx_store`` backend; storage failures become StoreReadError."""
+
     uri: str
+    _storage: Storage | None = field(default=None, repr=False)
+
+    def _open(self) -> Storage:
+        raise NotImplementedError
 
     @property
-    def root(self) -> Path:
-        return Path(self.uri.removeprefix("file://"))
+    def storage(self) -> Storage:
+        if self._storage is None:
+            try:
+                self._storage = self._open()
+            except StorageError as err:
+                raise StoreReadError(f"cannot open the store {self.uri}: {err}") from None
+        return self._storage
 
     def read(self, key: str) -> bytes | None:
         try:
-            return (self.root / key).read_bytes()
-        except FileNotFoundError:
+            return self.storage.read_bytes(key)
+        except NotFound:
             return None
-        except OSError as err:
-            raise StoreReadError(f"cannot read {self.root / key}: {err.strerror}") from None
-
-    def list_markers(self) -> list[str]:
-        units = self.root / layout.UNITS_DIR
-        if not units.is_dir():
-            return []
-        return sorted(
-            f"{layout.UNITS_DIR}/{d.name}/{layout.MARKER_NAME}"
-            for d in units.iterdir()
-            if (d / layout.MARKER_NAME).is_file()
-        )
-
-
-@dataclass
-class GcsReader:
-    """gs://bucket/prefix through google-cloud-storage (honours STORAGE_EMULATOR_HOST)."""
-
-    uri: str
-    _client: Any = field(default=None, repr=False)
-
-    def _bucket_prefix(self) -> tuple[Any, str]:
-        from google.cloud import storage  # imported lazily: only GCS stores need it
-
-        if self._client is None:
-            emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-            if emulator:
-                from google.auth.credentials import AnonymousCredentials
-
-                endpoint = emulator if "://" in emulator else f"http://{emulator}"
-                self._client = storage.Client(
-                    project=os.environ.get("GOOGLE_CLOUD_PROJECT", "arcx-local"),
-                    credentials=AnonymousCredentials(),
-                    client_options={"api_endpoint": endpoint},
-                )
-            else:
-                try:
-                    self._client = storage.Client()
-                except Exception as err:  # no credentials in this environment
-                    raise StoreReadError(
-                        f"cannot create a GCS client to read {self.uri}: {err}. Give the operator "
-                        "a service account with storage.objects.get/list on the bucket."
-                    ) from None
-        bucket, _, prefix = self.uri.removeprefix("gs://").partition("/")
-        return self._client.bucket(bucket), prefix.strip("/")
-
-    def read(self, key: str) -> bytes | None:
-        from google.api_core import exceptions
-
-        bucket, prefix = self._bucket_prefix()
-        name = f"{prefix}/{key}" if prefix else key
-        try:
-            return bucket.blob(name).download_as_bytes()
-        except exceptions.NotFound:
-            return None
-        except exceptions.GoogleAPIError as err:
+        except StorageError as err:
             raise StoreReadError(f"cannot read {self.uri}/{key}: {err}") from None
 
-    def list_markers(self) -> list[str]:
-        from google.api_core import exceptions
-
-        bucket, prefix = self._bucket_prefix()
-        base = f"{prefix}/" if prefix else ""
+    def list_stats(self) -> dict[str, ObjectStat]:
         try:
-            names = [b.name for b in bucket.list_blobs(prefix=f"{base}{layout.UNITS_DIR}/")]
-        except exceptions.GoogleAPIError as err:
+            stats = dict(self.storage.list_stats(layout.UNITS_DIR))
+            stats.update(self.storage.list_stats(layout.PREDICTIONS_DIR))
+        except StorageError as err:
             raise StoreReadError(f"cannot list {self.uri}/{layout.UNITS_DIR}: {err}") from None
-        keys = (n[len(base) :] for n in names)
-        return sorted(k for k in keys if layout.unit_of_marker(k) is not None)
+        return stats
+
+
+class LocalReader(_StorageReader):
+    def _open(self) -> Storage:
+        from arcx_store.backends.local import LocalStorage
+
+        return LocalStorage(self.uri.removeprefix("file://"))
+
+
+class GcsReader(_StorageReader):
+    """gs://bucket/prefix through the store package's GCS backend (honours
+    STORAGE_EMULATOR_HOST); the operator needs storage.objects.get/list on the bucket."""
+
+    def _open(self) -> Storage:
+        from arcx_store.backends.gcs import GCSStorage  # google-cloud-storage only when used
+
+        return GCSStorage.from_uri(self.uri)
 
 
 def reader_for(uri: str) -> StoreReader:
     if uri.startswith("gs://"):
         return GcsReader(uri)
-    if "://" in uri and not uri.startswith("file://"):
+    if not uri or ("://" in uri and not uri.startswith("file://")):
         raise StoreReadError(
             f"cannot read progress from {uri!r}: only gs:// and paths are supported"
         )
@@ -148,11 +125,12 @@ class _Entry:
     at: float
     progress: Progress
     manifest: dict[str, Any] | None = None
-    markers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # unit -> (marker size when read, marker bytes)
+    markers: dict[int, tuple[int, bytes]] = field(default_factory=dict)
 
 
 class ProgressReader:
-    """Reads at most once per ``min_interval_s`` per store; markers are cached once seen."""
+    """Reads at most once per ``min_interval_s`` per store; marker bytes are cached."""
 
     def __init__(
         self,
@@ -171,30 +149,53 @@ class ProgressReader:
             self._entries.pop(uri, None)
 
     def read(self, uri: str, force: bool = False) -> Progress:
-        """Progress of the store at ``uri``; ``force`` skips the rate limit (final reads)."""
+        """Progress of the store at ``uri``; ``force`` skips the rate limit (final reads).
+
+        Raises StoreReadError when the store cannot be read and StoreFormatError when its
+        manifest is malformed."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(uri)
             if not force and entry is not None and now - entry.at < self.min_interval_s:
                 return entry.progress
-        reader = self._factory(uri)
+        try:
+            reader = self._factory(uri)
+        except BadStoreURI as err:
+            raise StoreReadError(str(err)) from None
         manifest = entry.manifest if entry else None
         if manifest is None:
             raw = reader.read(layout.MANIFEST)
-            manifest = json.loads(raw) if raw else None
-        markers = dict(entry.markers) if entry else {}
-        for key in reader.list_markers():
-            unit = layout.unit_of_marker(key)
-            if unit is None or unit in markers:
+            manifest = parse_manifest(raw, reader.uri) if raw is not None else None
+        stats = reader.list_stats()
+        cached = dict(entry.markers) if entry else {}
+        markers: dict[int, tuple[int, bytes]] = {}
+        committed: dict[int, dict[str, Any]] = {}
+        for unit in marked_units(stats):
+            size = stats[layout.marker_key(unit)].size
+            hit = cached.get(unit)
+            if hit is not None and hit[0] == size:
+                raw_marker: bytes | None = hit[1]
+            else:
+                raw_marker = reader.read(layout.marker_key(unit))
+            if raw_marker is None:
                 continue
-            raw = reader.read(key)
-            if raw is None:
-                continue
-            try:
-                markers[unit] = json.loads(raw)
-            except json.JSONDecodeError:
-                markers[unit] = {}  # counted as committed; task and token totals unknown
-        progress = summarize(manifest, markers)
+            markers[unit] = (size, raw_marker)
+            state = judge_unit(unit, raw_marker, stats, reader.uri)
+            if state.committed and state.marker is not None:
+                committed[unit] = state.marker
+        progress = summarize(manifest, committed)
         with self._lock:
             self._entries[uri] = _Entry(now, progress, manifest, markers)
         return progress
+
+
+__all__ = [
+    "GcsReader",
+    "LocalReader",
+    "ProgressReader",
+    "StoreFormatError",
+    "StoreReadError",
+    "StoreReader",
+    "reader_for",
+    "summarize",
+]

@@ -1,7 +1,7 @@
 """Desired objects for one ArcExtractionJob: the job config, its ConfigMap and the JobSet.
 
-Pure functions of the resource body (a plain dict as the API server returns it). Nothing
-here relies on JobSet's mutating webhook: every field the webhook would default is written.
+Pure functions of the typed resource (``spec.Resource``). Nothing here relies on JobSet's
+mutating webhook: every field the webhook would default is written.
 """
 
 from __future__ import annotations
@@ -12,30 +12,13 @@ from typing import Any
 import yaml
 
 from arcx_operator import constants as c
-from arcx_operator import storage, tpu
+from arcx_operator import podspec, tpu
+from arcx_operator.spec import SHARED_SECTIONS, CpuTopology, JobSpec, Resource, SpecError
 
 Body = dict[str, Any]
 
-# The spec sections copied 1:1 into the job config (job_image/src/arcx/config.py).
-SHARED_SECTIONS: tuple[str, ...] = (
-    "model",
-    "dataset",
-    "prompt",
-    "extraction",
-    "generation",
-    "batching",
-    "output",
-    "mesh",
-)
-
-DEFAULT_MAX_RESTARTS = 3
-DEFAULT_PULL_POLICY = "IfNotPresent"
 DEFAULT_CPU_RESOURCES: dict[str, Any] = {"requests": {"cpu": "1", "memory": "2Gi"}}
 TERMINATION_GRACE_SECONDS = 60
-
-
-class RenderError(ValueError):
-    """The resource cannot be rendered; the message names the field and what to do."""
 
 
 @dataclass(frozen=True)
@@ -56,64 +39,50 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def placement(spec: Body) -> Placement:
-    topo = spec.get("topology") or {}
-    has_tpu, has_cpu = "tpu" in topo, "cpu" in topo
-    if has_tpu == has_cpu:
-        raise RenderError("spec.topology: set exactly one of topology.tpu or topology.cpu")
-    if has_tpu:
-        t = topo["tpu"]
-        try:
-            shape = tpu.slice_shape(t.get("accelerator", ""), t.get("topology", ""))
-        except tpu.UnknownTopology as err:
-            raise RenderError(f"spec.topology.tpu: {err}") from None
-        return Placement(int(t.get("slices", 1)), shape.hosts, shape, bool(t.get("spot", False)))
-    cpu = topo["cpu"]
-    return Placement(int(cpu.get("slices", 1)), int(cpu.get("hosts", 1)), None)
+def placement(spec: JobSpec) -> Placement:
+    topo = spec.topology
+    if isinstance(topo, CpuTopology):
+        return Placement(topo.slices, topo.hosts, None)
+    try:
+        shape = tpu.slice_shape(topo.accelerator, topo.topology)
+    except tpu.UnknownTopology as err:
+        raise SpecError(f"spec.topology.tpu: {err}") from None
+    return Placement(topo.slices, shape.hosts, shape, topo.spot)
 
 
-def job_config(spec: Body) -> Body:
+def job_config(spec: JobSpec) -> Body:
     """The `arcx run` configuration: the shared sections plus parallelism from the topology."""
-    config: Body = {k: _drop_nulls(spec[k]) for k in SHARED_SECTIONS if k in spec}
+    config: Body = {k: _drop_nulls(spec.sections[k]) for k in SHARED_SECTIONS if k in spec.sections}
     config["parallelism"] = {"slices": placement(spec).slices}
     return config
 
 
-def _metadata(body: Body) -> tuple[str, str]:
-    meta = body.get("metadata") or {}
-    name, namespace = meta.get("name"), meta.get("namespace") or "default"
-    if not name:
-        raise RenderError("metadata.name: the resource has no name")
-    return name, namespace
-
-
-def owner_reference(body: Body) -> Body:
-    name, _ = _metadata(body)
+def owner_reference(res: Resource) -> Body:
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,
-        "name": name,
-        "uid": body["metadata"].get("uid", ""),
+        "name": res.name,
+        "uid": res.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
 
 
-def _labels(name: str) -> dict[str, str]:
+def labels(name: str) -> dict[str, str]:
+    """The labels on everything made for resource ``name`` (ConfigMap, JobSet, Jobs, pods)."""
     return {c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE, c.JOB_NAME_LABEL: name}
 
 
-def render_config_map(body: Body) -> Body:
-    name, namespace = _metadata(body)
-    text = yaml.safe_dump(job_config(body.get("spec") or {}), sort_keys=False)
+def render_config_map(res: Resource) -> Body:
+    text = yaml.safe_dump(job_config(res.spec), sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": c.config_map_name(name),
-            "namespace": namespace,
-            "labels": _labels(name),
-            "ownerReferences": [owner_reference(body)],
+            "name": c.config_map_name(res.name),
+            "namespace": res.namespace,
+            "labels": labels(res.name),
+            "ownerReferences": [owner_reference(res)],
         },
         "data": {c.CONFIG_FILE: text},
     }
@@ -140,27 +109,26 @@ def _env(jobset: str, place: Placement) -> list[Body]:
     return env
 
 
-def _container(spec: Body, jobset: str, place: Placement, default_image: str | None) -> Body:
-    image = spec.get("image") or default_image
+def _container(spec: JobSpec, jobset: str, place: Placement, default_image: str | None) -> Body:
+    image = spec.image or default_image
     if not image:
-        raise RenderError(
+        raise SpecError(
             "spec.image: no job image; set spec.image or start the operator with --default-job-image"
         )
     container: Body = {
         "name": c.CONTAINER_NAME,
         "image": image,
-        "imagePullPolicy": spec.get("imagePullPolicy", DEFAULT_PULL_POLICY),
+        "imagePullPolicy": spec.image_pull_policy,
         "command": ["arcx", "run", "--config", c.CONFIG_PATH],
-        "env": _env(jobset, place) + storage.extra_env(spec),
+        "env": _env(jobset, place) + podspec.own_env() + podspec.extra_env(spec),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": storage.container_mounts(spec),
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "volumeMounts": podspec.container_mounts(spec),
+        "securityContext": podspec.container_security_context(),
     }
-    if place.tpu is None:
-        cpu = spec["topology"]["cpu"]
-        container["resources"] = _drop_nulls(cpu.get("resources") or DEFAULT_CPU_RESOURCES)
+    if isinstance(spec.topology, CpuTopology):
+        container["resources"] = _drop_nulls(spec.topology.resources or DEFAULT_CPU_RESOURCES)
         container["ports"] = [{"name": "coordinator", "containerPort": c.COORDINATOR_PORT}]
-    else:
+    elif place.tpu is not None:
         chips = str(place.tpu.chips_per_host)
         container["resources"] = {
             "requests": {c.TPU_RESOURCE: chips},
@@ -170,16 +138,19 @@ def _container(spec: Body, jobset: str, place: Placement, default_image: str | N
 
 
 def _pod_spec(
-    spec: Body, jobset: str, config_map: str, place: Placement, default_image: str | None
+    spec: JobSpec, jobset: str, config_map: str, place: Placement, default_image: str | None
 ) -> Body:
     pod: Body = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        # The job reads GCS through Workload Identity's metadata server, not a token file.
+        "automountServiceAccountToken": spec.automount_service_account_token,
+        "securityContext": podspec.pod_security_context(),
         "containers": [_container(spec, jobset, place, default_image)],
-        "volumes": storage.pod_volumes(spec, config_map),
+        "volumes": podspec.pod_volumes(spec, config_map),
     }
-    if spec.get("serviceAccountName"):
-        pod["serviceAccountName"] = spec["serviceAccountName"]
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
     selector: dict[str, str] = {}
     tolerations: list[Body] = []
     if place.tpu is not None:
@@ -198,9 +169,9 @@ def _pod_spec(
                     "effect": "NoSchedule",
                 }
             )
-    if selector := storage.node_selector(spec, selector):
+    if selector := podspec.node_selector(spec, selector):
         pod["nodeSelector"] = selector
-    if tolerations := storage.tolerations(spec, tolerations):
+    if tolerations := podspec.tolerations(spec, tolerations):
         pod["tolerations"] = tolerations
     return pod
 
@@ -213,11 +184,11 @@ def pod_failure_policy() -> Body:
     return {
         "rules": [
             {
-                "action": "FailJob",
-                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                "action": c.POD_ACTION_FAIL_JOB,
+                "onPodConditions": [{"type": c.POD_CONDITION_DISRUPTION, "status": "True"}],
             },
             {
-                "action": "FailJob",
+                "action": c.POD_ACTION_FAIL_JOB,
                 "onExitCodes": {
                     "containerName": c.CONTAINER_NAME,
                     "operator": "In",
@@ -225,7 +196,7 @@ def pod_failure_policy() -> Body:
                 },
             },
             {
-                "action": "FailJob",
+                "action": c.POD_ACTION_FAIL_JOB,
                 "onExitCodes": {
                     "containerName": c.CONTAINER_NAME,
                     "operator": "In",
@@ -240,55 +211,54 @@ def failure_policy(max_restarts: int) -> Body:
     """Config error: fail now. Preemption: restart, not counted. Anything else: restart, counted."""
     return {
         "maxRestarts": max_restarts,
-        "restartStrategy": "Recreate",
+        "restartStrategy": c.RESTART_STRATEGY,
         "rules": [
             {
                 "name": c.RULE_CONFIG_ERROR,
-                "action": "FailJobSet",
-                "onJobFailureReasons": ["PodFailurePolicy"],
+                "action": c.JobSetAction.FAIL_JOBSET.value,
+                "onJobFailureReasons": [c.JOB_REASON_POD_FAILURE_POLICY],
                 "onJobFailureMessagePatterns": [
-                    f"failed with exit code {c.CONFIG_ERROR_EXIT_CODE} matching FailJob rule"
+                    c.JOB_MESSAGE_EXIT_CODE.format(code=c.CONFIG_ERROR_EXIT_CODE)
                 ],
                 "targetReplicatedJobs": [c.REPLICATED_JOB],
             },
             {
                 "name": c.RULE_PREEMPTION,
-                "action": "RestartJobSetAndIgnoreMaxRestarts",
-                "onJobFailureReasons": ["PodFailurePolicy"],
+                "action": c.JobSetAction.RESTART_IGNORING_MAX.value,
+                "onJobFailureReasons": [c.JOB_REASON_POD_FAILURE_POLICY],
                 "onJobFailureMessagePatterns": [
-                    "has condition DisruptionTarget matching FailJob rule",
-                    f"failed with exit code {c.PREEMPTED_EXIT_CODE} matching FailJob rule",
+                    c.JOB_MESSAGE_DISRUPTION,
+                    c.JOB_MESSAGE_EXIT_CODE.format(code=c.PREEMPTED_EXIT_CODE),
                 ],
                 "targetReplicatedJobs": [c.REPLICATED_JOB],
             },
             {
                 "name": c.RULE_CRASH,
-                "action": "RestartJobSet",
+                "action": c.JobSetAction.RESTART_JOBSET.value,
                 "targetReplicatedJobs": [c.REPLICATED_JOB],
             },
         ],
     }
 
 
-def initial_suspend(spec: Body) -> bool:
+def initial_suspend(spec: JobSpec) -> bool:
     """A queued job starts suspended so Kueue admits it; `suspend` holds it either way."""
-    return bool(spec.get("suspend", False)) or bool(spec.get("queueName"))
+    return spec.suspend or spec.queue_name is not None
 
 
-def render_jobset(body: Body, default_image: str | None = None) -> Body:
-    name, namespace = _metadata(body)
-    spec = body.get("spec") or {}
+def render_jobset(res: Resource, default_image: str | None = None) -> Body:
+    spec = res.spec
     place = placement(spec)
-    jobset = c.jobset_name(name)
-    labels = _labels(name)
+    jobset = c.jobset_name(res.name)
+    own = labels(res.name)
     metadata: Body = {
         "name": jobset,
-        "namespace": namespace,
-        "labels": dict(labels),
-        "ownerReferences": [owner_reference(body)],
+        "namespace": res.namespace,
+        "labels": dict(own),
+        "ownerReferences": [owner_reference(res)],
     }
-    if spec.get("queueName"):
-        metadata["labels"][c.KUEUE_QUEUE_LABEL] = spec["queueName"]
+    if spec.queue_name:
+        metadata["labels"][c.KUEUE_QUEUE_LABEL] = spec.queue_name
     if place.tpu is not None and place.hosts > 1:
         # One slice per node pool: a multi-host slice must not share its pool with another.
         metadata["annotations"] = {c.EXCLUSIVE_TOPOLOGY_ANNOTATION: c.NODE_POOL_LABEL}
@@ -299,8 +269,8 @@ def render_jobset(body: Body, default_image: str | None = None) -> Body:
         "backoffLimit": 0,
         "podFailurePolicy": pod_failure_policy(),
         "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": _pod_spec(spec, jobset, c.config_map_name(name), place, default_image),
+            "metadata": {"labels": dict(own)},
+            "spec": _pod_spec(spec, jobset, c.config_map_name(res.name), place, default_image),
         },
     }
     js_spec: Body = {
@@ -311,17 +281,17 @@ def render_jobset(body: Body, default_image: str | None = None) -> Body:
             "publishNotReadyAddresses": True,
         },
         "successPolicy": {"operator": "All", "targetReplicatedJobs": [c.REPLICATED_JOB]},
-        "failurePolicy": failure_policy(int(spec.get("maxRestarts", DEFAULT_MAX_RESTARTS))),
+        "failurePolicy": failure_policy(spec.max_restarts),
         "replicatedJobs": [
             {
                 "name": c.REPLICATED_JOB,
                 "replicas": place.slices,
-                "template": {"metadata": {"labels": dict(labels)}, "spec": job_spec},
+                "template": {"metadata": {"labels": dict(own)}, "spec": job_spec},
             }
         ],
     }
-    if spec.get("ttlSecondsAfterFinished") is not None:
-        js_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
+    if spec.ttl_seconds_after_finished is not None:
+        js_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     return {
         "apiVersion": c.JOBSET_API_VERSION,
         "kind": "JobSet",

@@ -8,41 +8,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from arcx_operator import constants as c
+from arcx_operator.constants import Phase
+from arcx_operator.spec import JobSpec
+
 Body = dict[str, Any]
-
-PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = (
-    "Pending",
-    "Running",
-    "Succeeded",
-    "Failed",
-    "Suspended",
-)
-PHASES = (PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED)
-TERMINAL = (SUCCEEDED, FAILED)
-
-# Condition types on the resource; exactly one of the phase conditions is True at a time.
-COND_CREATED = "Created"
-PHASE_CONDITIONS = {
-    RUNNING: "Running",
-    SUCCEEDED: "Succeeded",
-    FAILED: "Failed",
-    SUSPENDED: "Suspended",
-}
-
-REASON_CONFIG_ERROR = "ConfigError"
 
 
 @dataclass(frozen=True)
 class Observed:
     """What the operator saw on one pass, reduced to what status depends on."""
 
-    phase: str
+    phase: Phase
     reason: str
     message: str
     restarts: int
 
 
-def true_condition(jobset: Body, type_: str) -> Body | None:
+def observed(phase: Phase, reason: c.Reason, count: int = 0, **values: object) -> Observed:
+    """An observation whose message is the reason's own (``values`` fill its placeholders);
+    ``count`` is the JobSet's restarts."""
+    return Observed(phase, reason.name, reason.text(**values), count)
+
+
+def true_condition(jobset: Body, type_: c.JobSetCondition) -> Body | None:
     """The JobSet's condition of this type when its status is True."""
     for cond in (jobset.get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_ and cond.get("status") == "True":
@@ -50,59 +39,52 @@ def true_condition(jobset: Body, type_: str) -> Body | None:
     return None
 
 
+def refused(reason: c.Reason, message: str) -> Observed:
+    """The resource cannot run as written (invalid spec, policy, a name clash)."""
+    return Observed(Phase.FAILED, reason.name, message, 0)
+
+
 def observe(
-    spec: Body,
+    spec: JobSpec | None,
     jobset: Body | None,
     failure_message: str | None = None,
-    render_error: str | None = None,
 ) -> Observed:
     """Map the JobSet's conditions and replica counts onto a phase with reason and message.
 
     ``failure_message`` is the failed pod's termination message when one exited with the
     configuration-error code; it replaces the JobSet's generic message.
     """
-    if render_error is not None:
-        return Observed(FAILED, "InvalidSpec", render_error, 0)
-    if jobset is None:
-        return Observed(PENDING, "Creating", "creating the ConfigMap and JobSet", 0)
+    if jobset is None or spec is None:
+        return observed(Phase.PENDING, c.CREATING)
     status = jobset.get("status") or {}
     restarts = int(status.get("restarts") or 0)
-    if (done := true_condition(jobset, "Completed")) is not None:
-        return Observed(
-            SUCCEEDED, "Completed", done.get("message") or "all slices finished", restarts
-        )
-    if (failed := true_condition(jobset, "Failed")) is not None:
+    if (done := true_condition(jobset, c.JobSetCondition.COMPLETED)) is not None:
+        message = done.get("message") or c.COMPLETED.message
+        return Observed(Phase.SUCCEEDED, c.COMPLETED.name, message, restarts)
+    if (failed := true_condition(jobset, c.JobSetCondition.FAILED)) is not None:
         if failure_message:
-            return Observed(FAILED, REASON_CONFIG_ERROR, failure_message, restarts)
-        reason = failed.get("reason") or "JobSetFailed"
-        return Observed(FAILED, reason, failed.get("message") or "the JobSet failed", restarts)
+            return Observed(Phase.FAILED, c.CONFIG_ERROR.name, failure_message, restarts)
+        reason = failed.get("reason") or c.JOBSET_FAILED.name
+        message = failed.get("message") or c.JOBSET_FAILED.message
+        return Observed(Phase.FAILED, reason, message, restarts)
     suspended = (
         bool((jobset.get("spec") or {}).get("suspend"))
-        or true_condition(jobset, "Suspended") is not None
+        or true_condition(jobset, c.JobSetCondition.SUSPENDED) is not None
     )
     if suspended:
-        if spec.get("suspend"):
-            return Observed(SUSPENDED, "Suspended", "suspended by spec.suspend", restarts)
-        if spec.get("queueName"):
-            return Observed(
-                PENDING,
-                "Queued",
-                f"waiting for admission by Kueue queue {spec['queueName']}",
-                restarts,
-            )
-        return Observed(SUSPENDED, "Suspended", "the JobSet is suspended", restarts)
+        if spec.suspend:
+            return observed(Phase.SUSPENDED, c.SUSPENDED_BY_SPEC, restarts)
+        if spec.queue_name:
+            return observed(Phase.PENDING, c.QUEUED, restarts, queue=spec.queue_name)
+        return observed(Phase.SUSPENDED, c.SUSPENDED_JOBSET, restarts)
     rjobs = status.get("replicatedJobsStatus") or []
     ready = sum(int(r.get("ready") or 0) + int(r.get("succeeded") or 0) for r in rjobs)
     if ready > 0:
-        return Observed(RUNNING, "Running", f"{ready} slice(s) running or done", restarts)
+        return observed(Phase.RUNNING, c.RUNNING, restarts, ready=ready)
     if restarts > 0:
         # It ran before: the JobSet is recreating its Jobs; still Running, not Pending.
-        return Observed(
-            RUNNING, "Restarting", f"restart {restarts}: waiting for the pods", restarts
-        )
-    return Observed(
-        PENDING, "PodsPending", "waiting for the pods of every slice to start", restarts
-    )
+        return observed(Phase.RUNNING, c.RESTARTING, restarts, restarts=restarts)
+    return observed(Phase.PENDING, c.PODS_PENDING, restarts)
 
 
 def merge_conditions(old: list[Body], new: list[Body], now: str) -> list[Body]:
@@ -116,27 +98,30 @@ def merge_conditions(old: list[Body], new: list[Body], now: str) -> list[Body]:
     return merged
 
 
+def condition(type_: c.ConditionType, ok: bool, reason: str, message: str, generation: int) -> Body:
+    return {
+        "type": type_.value,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
 def conditions_for(obs: Observed, created: bool, generation: int) -> list[Body]:
     conds = [
-        {
-            "type": COND_CREATED,
-            "status": "True" if created else "False",
-            "reason": "JobSetCreated" if created else obs.reason,
-            "message": "ConfigMap and JobSet exist" if created else obs.message,
-            "observedGeneration": generation,
-        }
-    ]
-    for phase, type_ in PHASE_CONDITIONS.items():
-        active = obs.phase == phase
-        conds.append(
-            {
-                "type": type_,
-                "status": "True" if active else "False",
-                "reason": obs.reason if active else "Not" + phase,
-                "message": obs.message if active else "",
-                "observedGeneration": generation,
-            }
+        condition(
+            c.ConditionType.CREATED,
+            created,
+            c.JOBSET_CREATED.name if created else obs.reason,
+            c.JOBSET_CREATED.message if created else obs.message,
+            generation,
         )
+    ]
+    for phase, type_ in c.PHASE_CONDITIONS.items():
+        active = obs.phase == phase
+        reason = obs.reason if active else c.NOT_PREFIX + phase.value
+        conds.append(condition(type_, active, reason, obs.message if active else "", generation))
     return conds
 
 
@@ -161,7 +146,7 @@ def next_status(
     ``extra_conditions`` (e.g. ``OutputMounted``) follow the phase conditions."""
     old = old or {}
     status: Body = {
-        "phase": obs.phase,
+        "phase": obs.phase.value,
         "observedGeneration": generation,
         "restarts": max(obs.restarts, int(old.get("restarts") or 0)),
         "conditions": merge_conditions(
@@ -177,11 +162,11 @@ def next_status(
         status["progress"] = {**prog, "summary": progress_summary(prog)}
     if old.get("startTime"):
         status["startTime"] = old["startTime"]
-    elif obs.phase == RUNNING or (obs.phase in TERMINAL and jobset_name is not None):
+    elif obs.phase == Phase.RUNNING or (obs.phase in c.TERMINAL_PHASES and jobset_name is not None):
         status["startTime"] = now
     if old.get("completionTime"):
         status["completionTime"] = old["completionTime"]
-    elif obs.phase in TERMINAL:
+    elif obs.phase in c.TERMINAL_PHASES:
         status["completionTime"] = now
     return status
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import struct
+import os
 from pathlib import Path
 
 import jax
 import numpy as np
+from arcx_store.dtypes import BY_NAME
+from arcx_store.header import LENGTH_BYTES, HeaderError, header_length, read_header_file
 from flax import nnx
 from jax.sharding import Mesh
 
@@ -27,7 +29,6 @@ from arcx.model import sharding
 from arcx.model.config import Qwen2Config
 from arcx.model.errors import ModelLoadError
 from arcx.model.qwen2 import Qwen2ForCausalLM, abstract_model
-from arcx.safetensors_dtypes import BY_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +137,14 @@ class SafetensorsReader:
         if index.exists():
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ModelLoadError(f"{index}: not a safetensors index ({err})") from None
-            files = sorted({model_dir / f for f in weight_map.values()})
+                names = set(weight_map.values())
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+                raise ModelLoadError(f"{index}: not a safetensors index ({err!r})") from None
+            # Shard names are joined to model_dir: only plain file names, none that leave it.
+            bad = [n for n in names if not _plain_file_name(n)]
+            if bad:
+                raise ModelLoadError(f"{index}: shard name {bad[0]!r} is not a file in {model_dir}")
+            files = sorted(model_dir / f for f in names)
             missing = [str(f) for f in files if not f.exists()]
             if missing:
                 raise ModelLoadError(f"{index} names shard files that do not exist: {missing}")
@@ -172,22 +178,22 @@ class SafetensorsReader:
         return np.memmap(path, dtype=dtype, mode="r", offset=_data_start(path) + begin, shape=shape)
 
 
+def _plain_file_name(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and not set("/\\\0") & set(name)
+
+
 def _read_header(path: Path) -> dict:
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise ModelLoadError(f"{path}: too short to be a safetensors file")
-        (n,) = struct.unpack("<Q", raw)
-        try:
-            return json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ModelLoadError(f"{path}: not a safetensors file (bad header)") from None
+    # The store package's bounded reader: an absurd length field is refused before any read.
+    try:
+        with open(path, "rb") as f:
+            return read_header_file(f, os.fstat(f.fileno()).st_size)[0]
+    except HeaderError as err:
+        raise ModelLoadError(f"{path}: {err}") from None
 
 
 def _data_start(path: Path) -> int:
     with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-    return 8 + n
+        return LENGTH_BYTES + header_length(f.read(LENGTH_BYTES), os.fstat(f.fileno()).st_size)
 
 
 def _resolve(model: nnx.Module, path: str) -> nnx.Param:

@@ -8,8 +8,12 @@ the hub cannot be reached.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from arcx.model.errors import ModelLoadError
 
@@ -48,11 +52,16 @@ def resolve_model_dir(source: str) -> Path:
 
 
 def parse_hf(source: str) -> tuple[str, str | None]:
-    """``hf://org/name@rev`` -> ("org/name", "rev")."""
+    """``hf://org/name@rev`` -> ("org/name", "rev"); the name must be a Hub repository id."""
+    from arcx.hub_ids import hub_repo_id_problem
+
     rest = source.removeprefix("hf://").strip("/")
     repo, _, rev = rest.partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise ModelLoadError(f"model source {source!r}: expected hf://org/name[@revision]")
+    problem = hub_repo_id_problem(repo, local_shadows=False)  # the hub client reads no dirs
+    if problem is not None:
+        raise ModelLoadError(f"model source {source!r}: not a Hub model id ({problem})")
     return repo, rev or None
 
 
@@ -83,6 +92,68 @@ def _from_hub(source: str) -> Path:
         ) from None
 
 
+# GCS bucket names: 3..63 characters (222 with dots) of lowercase letters, digits, - _ .
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+# Under the cache root, apart from the model directories (which hold the model's files only):
+# what each cached file was downloaded from (object generation, size, checksums).
+CACHE_RECORDS = "records"
+
+
+def gcs_cache_dir(root: Path, bucket: str, prefix: str) -> Path:
+    """Where ``gs://bucket/prefix`` is cached under ``root``; a name that would leave it is refused.
+
+    The bucket and every prefix segment become directory names, so none may be empty, ``.``
+    or ``..`` (``gs://b/../../x`` would otherwise write outside the cache).
+    """
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ModelLoadError(f"gs://{bucket}/{prefix}: {bucket!r} is not a GCS bucket name")
+    parts = prefix.split("/") if prefix else []
+    bad = [p for p in parts if p in ("", ".", "..") or "\\" in p or "\0" in p]
+    if bad:
+        raise ModelLoadError(
+            f"gs://{bucket}/{prefix}: the prefix has segment {bad[0]!r}; it would leave the "
+            "model cache"
+        )
+    return root.joinpath("gs", bucket, *parts)
+
+
+def gcs_records_dir(root: Path, bucket: str, prefix: str) -> Path:
+    """Where the download records of ``gcs_cache_dir(root, bucket, prefix)`` are kept."""
+    model_dir = gcs_cache_dir(root, bucket, prefix)
+    return root / CACHE_RECORDS / model_dir.relative_to(root)
+
+
+def _cache_record(blob: Any) -> dict[str, Any]:
+    """What identifies the object's bytes: its generation changes on every overwrite."""
+    return {
+        "generation": str(blob.generation),
+        "size": int(blob.size),
+        "crc32c": blob.crc32c,
+        "md5": blob.md5_hash,
+    }
+
+
+def _cached(target: Path, record_path: Path, record: dict[str, Any]) -> bool:
+    try:
+        kept = json.loads(record_path.read_bytes())
+        return kept == record and target.stat().st_size == record["size"]
+    except (OSError, ValueError, RecursionError):
+        return False
+
+
+def _write_atomically(dest: Path, name: str, fill: Any) -> Path:
+    """Write ``dest/name`` through a private temporary file, so readers never see a part."""
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        fill(tmp)
+        os.replace(tmp, dest / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest / name
+
+
 def _from_gcs(source: str) -> Path:
     from google.api_core import exceptions as gexc
 
@@ -91,26 +162,40 @@ def _from_gcs(source: str) -> Path:
 
     try:
         bucket_name, prefix = parse_gs_uri(source)
+        dest = gcs_cache_dir(cache_root(), bucket_name, prefix)
+        records = gcs_records_dir(cache_root(), bucket_name, prefix)
         client = _make_client()  # honours STORAGE_EMULATOR_HOST, clear error without credentials
         under = f"{prefix}/" if prefix else ""
-        blobs = [
-            b
+        blobs = {
+            b.name.removeprefix(under): b
             for b in client.list_blobs(bucket_name, prefix=under or None)
             if "/" not in b.name.removeprefix(under) and _wanted(b.name.removeprefix(under))
-        ]
-        if not any(b.name.removeprefix(under) == "config.json" for b in blobs):
+        }
+        if "config.json" not in blobs:
             raise ModelLoadError(f"model source {source!r}: no config.json under that prefix")
-        dest = cache_root() / "gs" / bucket_name / prefix
         dest.mkdir(parents=True, exist_ok=True)
-        for blob in blobs:
-            target = dest / blob.name.removeprefix(under)
-            if target.exists() and target.stat().st_size == blob.size:
+        records.mkdir(parents=True, exist_ok=True)
+        for stale in dest.iterdir():  # a file the bucket no longer has must not be loaded
+            if stale.is_file() and _wanted(stale.name) and stale.name not in blobs:
+                stale.unlink(missing_ok=True)
+                (records / f"{stale.name}.json").unlink(missing_ok=True)
+        for name, blob in sorted(blobs.items()):
+            record = _cache_record(blob)
+            record_path = records / f"{name}.json"
+            if _cached(dest / name, record_path, record):
                 continue
-            tmp = target.with_name(target.name + ".partial")
-            blob.download_to_filename(str(tmp))
-            tmp.replace(target)
+            record_path.unlink(missing_ok=True)  # no record: never taken for current
+            # download_to_filename checks the bytes against the object's checksum
+            _write_atomically(dest, name, lambda tmp, blob=blob: blob.download_to_filename(tmp))
+            _write_atomically(
+                records, record_path.name, lambda tmp, r=record: Path(tmp).write_text(json.dumps(r))
+            )
     except (StorageError, gexc.GoogleAPIError) as err:
         raise ModelLoadError(f"model source {source!r}: could not read from GCS: {err}") from None
+    except OSError as err:
+        raise ModelLoadError(
+            f"model source {source!r}: cannot write the model cache: {err}"
+        ) from None
     return dest
 
 

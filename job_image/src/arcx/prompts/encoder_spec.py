@@ -25,6 +25,12 @@ _TOKEN = re.compile(
 )
 
 
+# Encoders nest a few deep at most; the parser recurses once per level, so a hostile spec of
+# thousands of nested calls must stop here rather than in a RecursionError.
+MAX_DEPTH = 16
+MAX_SPEC_CHARS = 1000
+
+
 class EncoderSpecError(ValueError):
     """A spec string that does not name a valid encoder; the message points at the column."""
 
@@ -68,6 +74,7 @@ class _Parser:
         self.spec = spec
         self.toks = _tokenize(spec)
         self.i = 0
+        self.depth = 0
 
     def error(self, tok: _Tok, msg: str) -> EncoderSpecError:
         return EncoderSpecError(f"encoder spec {self.spec!r}, column {tok.col}: {msg}")
@@ -86,6 +93,9 @@ class _Parser:
 
     def encoder(self) -> GridEncoder:
         name_tok = self.take("name")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(name_tok, f"encoders nested more than {MAX_DEPTH} deep")
         name = str(name_tok.value)
         cls = ENCODERS.get(name)
         if cls is None:
@@ -111,6 +121,7 @@ class _Parser:
                     continue
                 break
         self.take("punct", ")")
+        self.depth -= 1
         try:
             inspect.signature(cls).bind(*args, **kwargs)
             return cls(*args, **kwargs)
@@ -130,6 +141,10 @@ class _Parser:
 
 def parse_encoder(spec: str) -> GridEncoder:
     """Build the encoder a spec string names; EncoderSpecError says what is wrong and where."""
+    if not isinstance(spec, str):
+        raise EncoderSpecError(f"encoder spec must be a string, not {type(spec).__name__}")
+    if len(spec) > MAX_SPEC_CHARS:
+        raise EncoderSpecError(f"encoder spec is {len(spec)} characters; at most {MAX_SPEC_CHARS}")
     parser = _Parser(spec)
     encoder = parser.encoder()
     parser.take("end")

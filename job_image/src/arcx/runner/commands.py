@@ -9,6 +9,12 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run one process of an extraction job (see docs/runner.md)")
     p.add_argument("--config", required=True, help="job configuration YAML (see arcx.config)")
+    p.add_argument(
+        "--verify-on-resume",
+        action="store_true",
+        help="on resume, also compare every committed byte's sha256 (reads the whole store); "
+        "without it committed units are checked by marker, sizes and backend checksums",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("verify", help="check that every unit of a store is committed and intact")
@@ -39,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         return exitcodes.CONFIG_ERROR
     from arcx.runner.run import run_job
 
-    return run_job(config)
+    return run_job(config, verify_on_resume=args.verify_on_resume)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from arcx.runner.commit import read_marker
-from arcx.runner.manifest import read_manifest
-from arcx.runner.plan import UnitPlan
-from arcx.storage import Storage
+from arcx_store.backends.base import Storage
+from arcx_store.dtypes import itemsize
+from arcx_store.errors import StoreFormatError
+from arcx_store.manifest import read_manifest
+from arcx_store.units import unit_states
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+from arcx.runner.plan import UnitPlan
 
 
 @dataclass
@@ -27,6 +28,10 @@ class StoreSummary:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     predictions: int = 0
     correct: int = 0
+    # unit -> why its marker is not a commit (it is redone on resume)
+    damaged: dict[int, str] = field(default_factory=dict)
+    # unit -> why an earlier commit of it was discarded and the unit redone
+    redone: dict[int, str] = field(default_factory=dict)
 
     @property
     def activation_bytes_per_token(self) -> float:
@@ -35,7 +40,7 @@ class StoreSummary:
 
     @property
     def ideal_bytes_per_token(self) -> int:
-        return int(self.manifest["dModel"]) * DTYPE_BYTES[self.manifest["dtype"]]
+        return int(self.manifest["dModel"]) * itemsize(self.manifest["dtype"])
 
     @property
     def accuracy(self) -> float | None:
@@ -46,10 +51,14 @@ def summarize_store(storage: Storage) -> StoreSummary:
     manifest = read_manifest(storage)
     plan = UnitPlan.from_json(manifest["plan"])
     s = StoreSummary(uri=storage.uri, manifest=manifest, units_total=len(plan.units))
-    for unit in plan.units:
-        marker = read_marker(storage, unit.index)
-        if marker is None:
+    for u, state in unit_states(storage, [unit.index for unit in plan.units]).items():
+        if state.damaged:
+            s.damaged[u] = state.problem or "damaged"
+        marker = state.marker
+        if marker is None or not state.committed:
             continue
+        if marker.get("redone"):
+            s.redone[u] = str(marker["redone"])
         s.units_committed += 1
         s.tasks += int(marker["tasks"])
         s.sequences += int(marker["sequences"])
@@ -57,8 +66,15 @@ def summarize_store(storage: Storage) -> StoreSummary:
         s.bytes_parts += sum(int(p["size"]) for p in marker["parts"])
         s.skipped += marker.get("skipped", [])
         if marker.get("predictions"):
-            for line in storage.read_bytes(marker["predictions"]["key"]).splitlines():
-                row = json.loads(line)
+            for n, line in enumerate(storage.read_bytes(marker["predictions"]["key"]).splitlines()):
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                    raise StoreFormatError(
+                        f"{storage.uri}/{marker['predictions']['key']} line {n + 1} is not JSON"
+                    ) from None
+                if not isinstance(row, dict):
+                    continue
                 s.predictions += 1
                 s.correct += bool(row.get("correct"))
     return s
@@ -85,6 +101,10 @@ def format_summary(s: StoreSummary) -> str:
         lines.append(f"accuracy     {s.correct}/{s.predictions} = {s.accuracy:.1%}")
     else:
         lines.append("accuracy     (no predictions stored)")
+    for u, why in sorted(s.damaged.items()):
+        lines.append(f"  damaged    unit {u}: {why} (a resume redoes it)")
+    for u, why in sorted(s.redone.items()):
+        lines.append(f"  redone     unit {u}: {why}")
     for sk in s.skipped[:10]:
         lines.append(
             f"  skipped    task {sk['taskId']} test {sk['testIndex']}: {sk['length']} tokens"
@@ -115,4 +135,6 @@ def summary_json(s: StoreSummary) -> dict[str, Any]:
         "predictions": s.predictions,
         "correct": s.correct,
         "accuracy": s.accuracy,
+        "unitsDamaged": {str(u): why for u, why in sorted(s.damaged.items())},
+        "unitsRedone": {str(u): why for u, why in sorted(s.redone.items())},
     }

@@ -15,7 +15,6 @@ Order of work, and what each failure means:
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -28,16 +27,17 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
+from arcx_store.backends import BadStoreURI, Storage, StorageError, open_storage
+from arcx_store.dtypes import numpy_dtype
+from arcx_store.parts import SequenceRows, assemble_part
 
 from arcx import exitcodes
 from arcx.config import ConfigError, JobConfig
-from arcx.runner import batching, commit, distributed, layout, manifest, shards, sync
+from arcx.runner import batching, distributed, manifest, sync
+from arcx.runner.committer import Committer, UnitSummary
 from arcx.runner.plan import Unit, plan_units, units_for_slice
-from arcx.runner.progress import Progress, log_event
+from arcx.runner.progress import EventRecorder, Progress, log_event
 from arcx.runner.work import PromptMaker, Sequence, UnitWork
-from arcx.storage import Storage, StorageError, open_storage
-
-PART_RECORD_BYTES = 512
 
 
 class Preempted(Exception):
@@ -63,17 +63,6 @@ class RunStats:
         return 1.0 - self.tokens_real / self.tokens_padded if self.tokens_padded else 0.0
 
 
-@dataclass
-class PendingCommit:
-    """A unit computed and handed to the writer thread, not yet committed."""
-
-    unit: Unit
-    work: UnitWork
-    keep: list[np.ndarray]
-    predictions: dict[int, dict[str, Any]]
-    record: Future[bytes]  # this host's FileInfo as JSON (empty: no part), when written
-
-
 class StopFlag:
     """SIGTERM (and SIGINT) handling.
 
@@ -96,8 +85,8 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    @property
-    def set(self) -> bool:
+    def requested(self) -> bool:
+        """True once SIGTERM (or SIGINT) arrived."""
         return self.event.is_set()
 
 
@@ -150,6 +139,8 @@ class Runner:
         store: Any,
         cluster: distributed.ClusterEnv,
         stop: StopFlag,
+        *,
+        verify_on_resume: bool = False,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -158,7 +149,35 @@ class Runner:
         self.stop = stop
         self.stats = RunStats()
         self.is_host0 = cluster.process_id == 0
-        self.commit_pause = float(os.environ.get("ARCX_COMMIT_PAUSE_S", "0") or 0)
+        self.verify_on_resume = verify_on_resume
+        self.committer = Committer(
+            storage,
+            process_id=cluster.process_id,
+            write_predictions=(
+                config.extraction.teacher_forcing or config.generation.max_new_tokens > 0
+            ),
+            on_written=self._written,
+            on_committed=self._committed,
+            pause_s=float(os.environ.get("ARCX_COMMIT_PAUSE_S", "0") or 0),
+        )
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: Storage) -> None:
+        # One store for the runner and its committer (bench/pipeline.py swaps it per pass).
+        self._storage = value
+        if "committer" in self.__dict__:
+            self.committer.storage = value
+
+    def _written(self, nbytes: int, seconds: float) -> None:
+        self.stats.bytes_written += nbytes
+        self.stats.write_seconds += seconds
+
+    def _committed(self, unit: int) -> None:
+        self.progress.unit_committed(unit, paddingFraction=round(self.stats.padding_fraction, 4))
 
     # startup ---------------------------------------------------------------------------
 
@@ -229,28 +248,48 @@ class Runner:
         started = time.monotonic()
         slices = self.config.parallelism.slices
         units = units_for_slice(self.plan, self.cluster.slice_index, slices)
-        done_flags = self._committed_flags(units)
+        done_flags = self.committer.committed_flags(
+            [u.index for u in units], full=self.verify_on_resume
+        )
         todo = [u for u, done in zip(units, done_flags, strict=True) if not done]
         self.stats.units_skipped = len(units) - len(todo)
+        # Host 0 keeps its events in the store for `arcx report` (one file per attempt).
+        recorder = (
+            EventRecorder(
+                self.storage, f"slice{self.cluster.slice_index:03d}-{time.time_ns():020d}"
+            )
+            if self.is_host0
+            else None
+        )
         self.progress = Progress(
-            units_total=len(units), units_done=len(units) - len(todo), enabled=self.is_host0
+            units_total=len(units),
+            units_done=len(units) - len(todo),
+            enabled=self.is_host0,
+            recorder=recorder,
         )
         if self.is_host0:
-            log_event(
-                "start",
+            start_fields = dict(
                 slice=self.cluster.slice_index,
                 processes=self.cluster.num_processes,
                 devices=int(self.mesh.devices.size),
                 unitsInSlice=len(units),
                 unitsToDo=len(todo),
                 unitsAlreadyCommitted=self.stats.units_skipped,
+                unitsRedone={str(u): why for u, why in sorted(self.committer.redone.items())},
             )
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-writer")
-        self.pending_commit: PendingCommit | None = None
-        with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-prompts") as pool,
-            self.writer,
-        ):
+            log_event("start", **start_fields)
+            if recorder is not None:
+                recorder.record("start", **start_fields)
+        try:
+            self._run_units(todo)
+        finally:
+            self.committer.close()
+        self.progress.close()  # ends the bar; the last events reach the store
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _run_units(self, todo: list[Unit]) -> None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-prompts") as pool:
             ahead: Future[UnitWork] | None = (
                 pool.submit(self.prompts.unit_work, self.store, todo[0]) if todo else None
             )
@@ -264,19 +303,7 @@ class Runner:
                 )
                 self._run_unit(unit, work)  # commits the previous unit on the way
                 self.stats.units_done += 1
-            self._finish_pending()
-        self.stats.seconds = time.monotonic() - started
-        self.stats.seconds = time.monotonic() - started
-        return self.stats
-
-    def _committed_flags(self, units: list[Unit]) -> list[bool]:
-        flags = np.zeros(len(units), np.uint8)
-        if self.is_host0:
-            for i, u in enumerate(units):
-                flags[i] = commit.is_committed(self.storage, u.index)
-        # host 0's view decides, so every process skips the same units
-        records = sync.gather_records(flags.tobytes(), max(len(units), 1))
-        return [bool(b) for b in records[0][: len(units)]]
+            self.committer.finish()
 
     def _run_unit(self, unit: Unit, work: UnitWork) -> None:
         cfg = self.config
@@ -308,15 +335,16 @@ class Runner:
             self._collect(eng.fetch(pending), seqs, pieces, predictions)
         # The previous unit's part has been uploading while this unit computed: commit it
         # now, then hand this unit's part to the writer.
-        self._finish_pending()
-        self.pending_commit = self._write_part(unit, work, keep, pieces, predictions)
+        self.committer.finish()
+        self._write_part(unit, work, keep, pieces, predictions)
         self._check_stop()
 
     def _check_stop(self) -> None:
         """Collective: every process learns whether any got SIGTERM. A unit whose part is
         already written is committed first; the unit in progress is abandoned."""
-        if sync.any_flag(self.stop.set):
-            self._finish_pending()
+        if sync.any_flag(self.stop.requested()):
+            self.committer.finish()
+            self.progress.close()
             raise Preempted()
 
     def _inputs(
@@ -393,107 +421,57 @@ class Runner:
         keep: list[np.ndarray],
         pieces: dict[int, dict[str, np.ndarray]],
         predictions: dict[int, dict[str, Any]],
-    ) -> PendingCommit:
-        """Assemble this host's part and start writing it in the background."""
+    ) -> None:
+        """Assemble this host's part and hand it to the committer, which writes it in the
+        background and commits it at the next ``finish``."""
         seqs = work.sequences
-        mine = sorted(pieces)
-        d = self.loaded.config.hidden_size
-        dtype = np.dtype(_np_dtype(self.config.extraction.dtype))
-        tensors: dict[str, np.ndarray] = {}
-        for name in self.engine.keys:
-            parts = [pieces[i][name] for i in mine]
-            tensors[name] = np.concatenate(parts) if parts else np.zeros((0, d), dtype)
-        tensors["token_ids"] = (
-            np.concatenate([seqs[i].input_ids[keep[i]] for i in mine]).astype(np.int32)
-            if mine
-            else np.zeros(0, np.int32)
+        rows = [
+            SequenceRows(seqs[i].task_id, seqs[i].test_index, seqs[i].input_ids[keep[i]], pieces[i])
+            for i in sorted(pieces)
+        ]
+        tensors, meta = assemble_part(
+            rows,
+            tensor_names=self.engine.keys,
+            d_model=self.loaded.config.hidden_size,
+            dtype=numpy_dtype(self.config.extraction.dtype),
+            metadata={
+                "unit": str(unit.index),
+                "host": str(self.cluster.process_id),
+                "positions": self.config.extraction.positions,
+                "dtype": self.config.extraction.dtype,
+            },
         )
-        counts = [len(keep[i]) for i in mine]
-        tensors["offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        meta = {
-            "unit": str(unit.index),
-            "host": str(self.cluster.process_id),
-            "positions": self.config.extraction.positions,
-            "dtype": self.config.extraction.dtype,
-            "sequences": [[seqs[i].task_id, seqs[i].test_index] for i in mine],
-            "task_ids": sorted({seqs[i].task_id for i in mine}),
-        }
-        key = layout.part_key(unit.index, self.cluster.process_id)
-
-        def write() -> bytes:
-            if not self.engine.owned:
-                return b""
-            t0 = time.monotonic()
-            data = shards.encode_part(tensors, meta)
-            try:
-                self.storage.write_bytes(key, data)
-            except StorageError as err:  # told to every process at the barrier
-                return json.dumps({"error": str(err)[: PART_RECORD_BYTES - 64]}).encode()
-            self.stats.bytes_written += len(data)
-            self.stats.write_seconds += time.monotonic() - t0
-            return json.dumps(commit.FileInfo.of(key, data).to_json()).encode()
-
         self.stats.tasks += work.num_tasks
         self.stats.sequences += len(seqs)
         self.stats.tokens_kept += sum(len(k) for k in keep)
         self.stats.skipped += work.skipped
-        self.progress.add_tokens(work.num_tasks, sum(s.length for s in seqs))
-        return PendingCommit(unit, work, keep, predictions, self.writer.submit(write))
-
-    def _finish_pending(self) -> None:
-        """Commit the unit whose part is being written (collective: every process calls it)."""
-        pc, self.pending_commit = self.pending_commit, None
-        if pc is None:
-            return
-        record = pc.record.result()  # this host's part is written (or the error surfaces)
-        # Barrier: every host has written its part before host 0 sees the records.
-        records = [
-            json.loads(r.rstrip(b"\0"))
-            for r in sync.gather_records(record, PART_RECORD_BYTES)
-            if r.rstrip(b"\0")
-        ]
-        failed = [r["error"] for r in records if "error" in r]
-        if failed:  # every process stops, the unit stays uncommitted
-            raise StorageError(f"unit {pc.unit.index}: a part could not be written: {failed[0]}")
-        if not self.is_host0:
-            return
-        unit, work = pc.unit, pc.work
-        parts = [commit.FileInfo(**r) for r in records]
-        pred_info = None
-        if self.config.extraction.teacher_forcing or self.config.generation.max_new_tokens > 0:
-            lines = [json.dumps(pc.predictions[i], sort_keys=True) for i in sorted(pc.predictions)]
-            blob = "".join(line + "\n" for line in lines).encode()
-            pkey = layout.predictions_key(unit.index)
-            self.storage.write_bytes(pkey, blob)
-            pred_info = commit.FileInfo.of(pkey, blob)
-        marker = commit.build_marker(
+        self.progress.add_tokens(
+            work.num_tasks,
+            sum(s.length for s in seqs),
+            unit=unit.index,
+            real_total=self.stats.tokens_real,
+            padded_total=self.stats.tokens_padded,
+        )
+        summary = UnitSummary(
             unit.index,
-            parts=parts,
-            predictions=pred_info,
             num_tasks=work.num_tasks,
-            num_sequences=len(work.sequences),
-            num_tokens=sum(len(k) for k in pc.keep),
+            num_sequences=len(seqs),
+            num_tokens=sum(len(k) for k in keep),
             skipped=work.skipped,
         )
-        log_event("commit-start", unit=unit.index)
-        if self.commit_pause:
-            time.sleep(self.commit_pause)
-        commit.commit_unit(self.storage, unit.index, marker)
-        commit.remove_strays(self.storage, unit.index, json.loads(marker))
-        self.progress.unit_committed(
-            unit.index, paddingFraction=round(self.stats.padding_fraction, 4)
-        )
+        self.committer.submit(summary, tensors, meta, predictions, owned=self.engine.owned)
 
 
-def _np_dtype(name: str) -> Any:
-    import ml_dtypes
-
-    return {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[name]
-
-
-def run_job(config: JobConfig, *, environ: dict[str, str] | None = None) -> int:
+def run_job(
+    config: JobConfig,
+    *,
+    environ: dict[str, str] | None = None,
+    verify_on_resume: bool = False,
+) -> int:
     """Run this process's share of the job; returns an exit code from arcx.exitcodes."""
     env = dict(os.environ if environ is None else environ)
+    # The flag's twin for pods and tests: a full sha256 check of committed units at resume.
+    verify_on_resume = verify_on_resume or env.get("ARCX_VERIFY_ON_RESUME", "") == "1"
     stop = StopFlag()
     stop.install()
     cluster: distributed.ClusterEnv | None = None
@@ -504,13 +482,14 @@ def run_job(config: JobConfig, *, environ: dict[str, str] | None = None) -> int:
         )
         check_model_source(config.model.source)
         store = open_dataset(config)
-        storage = open_storage(config.output.uri)
-        check = getattr(storage, "check_reachable", None)
-        if check is not None:
-            check()
+        try:
+            storage = open_storage(config.output.uri)
+        except BadStoreURI as err:
+            raise ConfigError(f"output.uri: {err}") from None
+        storage.check_reachable()
         distributed.initialize(cluster)
         stop.install()
-        runner = Runner(config, storage, store, cluster, stop)
+        runner = Runner(config, storage, store, cluster, stop, verify_on_resume=verify_on_resume)
         runner.load()
         runner.ensure_manifest()
         stop.working = True

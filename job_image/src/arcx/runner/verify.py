@@ -1,15 +1,22 @@
-"""`arcx verify <store>`: every planned unit committed, every file's size and sha256 match."""
+"""`arcx verify <store>`: every planned unit committed, every file's size and sha256 match.
+
+The cheap checks (marker parses, sizes, the backend's crc32c) are the committed-unit rule of
+``arcx_store.units``; verify adds the sha256 of every byte and reports every file it checked.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 
-from arcx.runner import layout
-from arcx.runner.commit import read_marker
-from arcx.runner.manifest import StoreMismatch, read_manifest
+from arcx_store import layout
+from arcx_store.backends.base import Storage
+from arcx_store.errors import NotFound, StorageError, StoreFormatError
+from arcx_store.manifest import read_manifest
+from arcx_store.markers import FileInfo, marker_files, parse_marker, stray_keys
+from arcx_store.units import file_problem, list_store
+
 from arcx.runner.plan import UnitPlan
-from arcx.storage import NotFound, Storage, StorageError
 
 
 @dataclass
@@ -32,57 +39,60 @@ def verify_store(storage: Storage, *, check_hashes: bool = True) -> VerifyReport
     except NotFound:
         report.problems.append(f"{storage.uri}/{layout.MANIFEST} is missing: not an arcx store")
         return report
-    except StoreMismatch as err:
+    except StoreFormatError as err:
         report.problems.append(str(err))
         return report
-    plan = UnitPlan.from_json(manifest["plan"])
+    try:
+        plan = UnitPlan.from_json(manifest["plan"])
+    except (KeyError, TypeError, ValueError) as err:
+        report.problems.append(f"{storage.uri}/{layout.MANIFEST}: unreadable unit plan ({err})")
+        return report
     report.units_total = len(plan.units)
-    for unit in plan.units:
-        u = unit.index
+    stats = list_store(storage)
+    for u in (unit.index for unit in plan.units):
+        key = layout.marker_key(u)
+        if key not in stats:
+            report.problems.append(f"unit {u}: not committed ({key} missing)")
+            continue
         try:
-            marker = read_marker(storage, u)
-        except StorageError as err:
+            marker = parse_marker(storage.read_bytes(key), f"{storage.uri}/{key}", u)
+        except (StorageError, StoreFormatError) as err:
             report.problems.append(f"unit {u}: {err}")
             continue
-        if marker is None:
-            report.problems.append(f"unit {u}: not committed ({layout.marker_key(u)} missing)")
-            continue
-        files = list(marker["parts"])
-        if marker.get("predictions"):
-            files.append(marker["predictions"])
         bad = False
-        for f in files:
-            problem = _check_file(storage, f["key"], int(f["size"]), f["sha256"], check_hashes)
+        for f in marker_files(marker):
+            problem = _check_file(storage, f, stats, check_hashes)
             report.files_checked += 1
             if problem:
                 report.problems.append(f"unit {u}: {problem}")
                 bad = True
         if not bad:
             report.units_committed += 1
-        named = {f["key"] for f in files} | {layout.marker_key(u)}
-        for k in storage.list(layout.unit_dir(u)):
-            if k not in named:
-                report.warnings.append(f"unit {u}: stray file {k} (not in the marker; ignored)")
+        for k in stray_keys(u, marker, list(stats)):
+            report.warnings.append(f"unit {u}: stray file {k} (not in the marker; ignored)")
     return report
 
 
-def _check_file(
-    storage: Storage, key: str, size: int, sha256: str, check_hashes: bool
-) -> str | None:
+def _check_file(storage: Storage, f: FileInfo, stats: dict, check_hashes: bool) -> str | None:
+    stat = stats.get(f.key)
+    if stat is None:
+        return f"{f.key}: missing"
+    cheap = file_problem(f, stat)
+    if cheap is not None:
+        return f"{f.key}: size {stat.size}, marker says {f.size}" if stat.size != f.size else cheap
+    if not check_hashes:
+        return None
     try:
-        if not check_hashes:
-            actual = storage.size(key)
-            return None if actual == size else f"{key}: size {actual}, marker says {size}"
-        data = storage.read_bytes(key)
+        data = storage.read_bytes(f.key)
     except NotFound:
-        return f"{key}: missing"
+        return f"{f.key}: missing"
     except StorageError as err:
-        return f"{key}: {err}"
-    if len(data) != size:
-        return f"{key}: size {len(data)}, marker says {size}"
+        return f"{f.key}: {err}"
+    if len(data) != f.size:
+        return f"{f.key}: size {len(data)}, marker says {f.size}"
     digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        return f"{key}: sha256 {digest[:16]}..., marker says {sha256[:16]}... (corrupted)"
+    if digest != f.sha256:
+        return f"{f.key}: sha256 {digest[:16]}..., marker says {f.sha256[:16]}... (corrupted)"
     return None
 
 

@@ -3,27 +3,27 @@
 Only units with a ``COMMITTED`` marker are read, and only the parts their marker names: a
 part written by an attempt that never committed is invisible here, as it is to the runner.
 A local part is memory-mapped (only the pages of the rows asked for are read); a part on
-another backend is read whole, one part at a time per open reader.
+another backend is read whole, one part at a time per open reader. Every read goes through
+the storage interface, and markers are parsed by ``arcx_store.markers``, which refuses keys
+that leave the store (``../../x``, absolute paths).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
-import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from arcx.runner import layout, shards
-from arcx.runner.commit import read_marker
-from arcx.runner.manifest import read_manifest
-from arcx.safetensors_dtypes import BY_NAME
-from arcx.storage import NotFound, Storage, StorageError
-from arcx.storage.local import LocalStorage
+from arcx_store import layout
+from arcx_store.backends.base import Storage
+from arcx_store.errors import NotFound, StorageError, StoreFormatError
+from arcx_store.header import HeaderError
+from arcx_store.manifest import read_manifest, units_total
+from arcx_store.markers import parse_marker
+from arcx_store.parts import tensor_views
+from arcx_store.units import list_store, marked_units
 
 
 class SaeDataError(Exception):
@@ -74,7 +74,7 @@ class StoreInfo:
             raise SaeDataError(
                 f"layer {layer} is not in the store {self.uri}: it recorded layers {self.layers}"
             )
-        return shards.tensor_name(site, layer)
+        return layout.tensor_name(site, layer)
 
 
 def read_store(storage: Storage) -> StoreInfo:
@@ -86,24 +86,24 @@ def read_store(storage: Storage) -> StoreInfo:
             f"{storage.uri}/{layout.MANIFEST} is missing: {storage.uri} is not an arcx "
             "activation store (point at the job's output.uri)"
         ) from None
-    except Exception as err:  # StoreMismatch: bad JSON or another format version
+    except StoreFormatError as err:  # bad JSON, no plan, another format version
         raise SaeDataError(str(err)) from None
-    units_total = len(manifest.get("plan", {}).get("units", []))
-    committed = sorted(
-        {u for k in storage.list(layout.UNITS_DIR) if (u := layout.unit_of_marker(k)) is not None}
-    )
+    total = units_total(manifest)
+    stats = list_store(storage)
+    committed = marked_units(stats)
     parts: list[PartRef] = []
     for u in committed:
+        key = layout.marker_key(u)
         try:
-            marker = read_marker(storage, u)
-        except StorageError as err:
-            raise SaeDataError(f"unit {u}: {err}") from None
-        if marker is None:  # deleted between list and read
+            marker = parse_marker(storage.read_bytes(key), f"{storage.uri}/{key}", u)
+        except NotFound:  # deleted between list and read
             continue
+        except StorageError as err:  # StoreFormatError included
+            raise SaeDataError(f"unit {u}: {err}") from None
         for p in marker["parts"]:
             parts.append(PartRef(u, str(p["key"]), int(p["size"]), str(p["sha256"])))
     parts.sort(key=lambda p: (p.unit, p.key))
-    return StoreInfo(storage.uri, manifest, tuple(parts), len(committed), units_total)
+    return StoreInfo(storage.uri, manifest, tuple(parts), len(committed), total)
 
 
 @dataclass
@@ -120,32 +120,21 @@ def _where(storage: Storage, ref: PartRef) -> str:
 
 
 def _load(storage: Storage, ref: PartRef, verify: bool) -> tuple[Any, str | None]:
-    """The part's bytes (an mmap for a local store) and, when asked, their sha256.
-
-    A local file is hashed through read(2) rather than through the map: reading a whole
-    part page by page through a fresh map costs a page fault per 4 KiB.
-    """
-    if isinstance(storage, LocalStorage):
-        path = Path(storage.root) / ref.key
-        try:
-            with path.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest() if verify else None
-                if path.stat().st_size == 0:
-                    return b"", digest
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), digest
-        except FileNotFoundError:
-            pass
-    else:
-        try:
-            data = storage.read_bytes(ref.key)
-            return data, hashlib.sha256(data).hexdigest() if verify else None
-        except NotFound:
-            pass
-    raise CorruptPart(
-        f"{_where(storage, ref)} is named by its COMMITTED marker but is missing; "
-        f"run `arcx verify {storage.uri}`, then delete {layout.marker_key(ref.unit)} and "
-        "resume the job to redo the unit"
-    )
+    """The part's bytes (an mmap for a local store) and, when asked, their sha256."""
+    try:
+        data = storage.read_mapped(ref.key)
+    except NotFound:
+        raise CorruptPart(
+            f"{_where(storage, ref)} is named by its COMMITTED marker but is missing; "
+            f"run `arcx verify {storage.uri}`, then delete {layout.marker_key(ref.unit)} and "
+            "resume the job to redo the unit"
+        ) from None
+    except StorageError as err:
+        raise SaeDataError(f"{_where(storage, ref)}: {err}") from None
+    if verify and isinstance(data, mmap.mmap):
+        # Hashing through a fresh map faults a page at a time; ask for read-ahead instead.
+        data.madvise(mmap.MADV_SEQUENTIAL)
+    return data, hashlib.sha256(data).hexdigest() if verify else None
 
 
 def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> OpenPart:
@@ -166,27 +155,10 @@ def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> O
             f"{ref.sha256[:16]}... (corrupted): {fix}"
         )
     try:
-        (n,) = struct.unpack("<Q", data[:8])
-        header = shards.read_header(data[: 8 + n])
-        header.pop("__metadata__", None)
-        view = memoryview(data)
-        arrays = {}
-        for name in (tensor, "token_ids"):
-            if name not in header:
-                raise CorruptPart(
-                    f"{_where(storage, ref)} has no tensor {name!r} (it has {sorted(header)})"
-                )
-            info = header[name]
-            a, b = info["data_offsets"]
-            dtype = BY_NAME[info["dtype"]]
-            arrays[name] = np.frombuffer(view[8 + n + a : 8 + n + b], dtype=dtype).reshape(
-                info["shape"]
-            )
-    except CorruptPart:
-        raise
-    except (ValueError, KeyError, struct.error, json.JSONDecodeError) as err:
+        arrays, _ = tensor_views(data, [tensor, layout.TOKEN_IDS])
+    except HeaderError as err:
         raise CorruptPart(f"{_where(storage, ref)} is not a readable part: {err}") from None
-    acts, tokens = arrays[tensor], arrays["token_ids"]
+    acts, tokens = arrays[tensor], arrays[layout.TOKEN_IDS]
     if acts.ndim != 2 or tokens.ndim != 1 or acts.shape[0] != tokens.shape[0]:
         raise CorruptPart(
             f"{_where(storage, ref)}: {tensor} has shape {list(acts.shape)} but token_ids has "

@@ -1,11 +1,10 @@
-"""Object storage behind one small interface: a local filesystem or Google Cloud Storage.
+"""Re-export of ``arcx_store.backends`` (the store package owns the storage backends).
 
-Keys are '/'-separated paths relative to the store's root URI. Every backend gives the
-same guarantees: ``write_bytes`` is atomic (readers see the old or the new object, never a
-part), ``create_only`` succeeds for exactly one writer. Commit markers rely on both.
+Kept so the data and model layers, which open task stores and model caches, import
+storage the way they always have; new code imports ``arcx_store`` directly.
 """
 
-from arcx.storage.base import NotFound, Storage, StorageError
-from arcx.storage.open import open_storage
+from arcx_store.backends import BadStoreURI, NotFound, ObjectStat, Storage, StorageError
+from arcx_store.backends import open_storage as open_storage
 
-__all__ = ["NotFound", "Storage", "StorageError", "open_storage"]
+__all__ = ["BadStoreURI", "NotFound", "ObjectStat", "Storage", "StorageError", "open_storage"]

@@ -86,8 +86,26 @@ def barc_row_to_task(
     pairs = _example_pairs(row["examples"])
     train_idx, test_idx = split_indices(pairs, seed=seed, split=split)
     meta = dict(metadata)
-    meta["program"] = row.get("source")
-    meta["seeds"] = row.get("seeds")
+    meta["program"] = _program(row.get("source"))
+    meta["seeds"] = _seeds(row.get("seeds"))
     meta["train_examples"] = train_idx
     meta["test_examples"] = test_idx
     return make_task(tuple(pairs[i] for i in train_idx), tuple(pairs[i] for i in test_idx), meta)
+
+
+def _program(value: Any) -> str | None:
+    """The generating program goes into the metadata as text, so it must be text."""
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidRecord(f"source is a {type(value).__name__}, not the program's text")
+
+
+def _seeds(value: Any) -> list[str | int] | None:
+    """Seeds are names or numbers (a flat list), kept as metadata."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(s, str | int) and not isinstance(s, bool) for s in value
+    ):
+        raise InvalidRecord("seeds must be a list of strings or integers")
+    return value

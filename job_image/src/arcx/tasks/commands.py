@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from arcx.runner.progress import tracked
     from arcx.storage import StorageError
     from arcx.tasks.barc import BarcSplit
     from arcx.tasks.prepare import REJECTED_KEY, PrepareError, prepare
@@ -46,19 +47,20 @@ def _prepare(args: argparse.Namespace) -> int:
 
     try:
         split = BarcSplit(args.min_train, args.max_train, args.n_test)
-        summary = prepare(
-            args.source,
-            args.out,
-            solutions=args.solutions,
-            max_tasks=args.max_tasks,
-            seed=args.seed,
-            shard_size=args.shard_size,
-            split=split,
-            overwrite=args.overwrite,
-            progress=lambda rows, tasks: print(
-                f"  {rows} rows read, {tasks} tasks", file=sys.stderr
-            ),
-        )
+        with tracked("prepare", total=args.max_tasks, unit="tasks") as bar:
+            summary = prepare(
+                args.source,
+                args.out,
+                solutions=args.solutions,
+                max_tasks=args.max_tasks,
+                seed=args.seed,
+                shard_size=args.shard_size,
+                split=split,
+                overwrite=args.overwrite,
+                progress=lambda rows, tasks: bar.update(tasks - bar.n, rowsRead=rows),
+                progress_every=100,
+            )
+            bar.update(summary.tasks_written - bar.n, rowsRead=summary.rows_read)
     except (PrepareError, SourceError, StorageError, ValueError) as err:
         print(f"arcx prepare: {err}", file=sys.stderr)
         return exitcodes.CONFIG_ERROR
@@ -69,6 +71,11 @@ def _prepare(args: argparse.Namespace) -> int:
         f"duplicates dropped: {summary.duplicates}"
         + (", stopped at --max-tasks" if summary.stopped_at_max_tasks else "")
     )
+    if summary.missing_solutions:
+        print(
+            f"  {summary.missing_solutions} tasks have no entry in the solutions file: "
+            "kept with unknown test outputs (not scored)"
+        )
     if summary.rejected:
         print(f"  rejected rows and reasons: {summary.out}/{REJECTED_KEY}")
         _print_rejected_head(summary.out, REJECTED_KEY)

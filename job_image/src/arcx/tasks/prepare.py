@@ -17,8 +17,9 @@ from arcx.storage import Storage, open_storage
 from arcx.tasks.barc import DEFAULT_SPLIT, BarcSplit
 from arcx.tasks.convert import record_to_task
 from arcx.tasks.grids import InvalidRecord
-from arcx.tasks.sources import iter_source
+from arcx.tasks.sources import RawRecord, iter_source
 from arcx.tasks.store import DEFAULT_SHARD_SIZE, INDEX_KEY, TaskStoreWriter
+from arcx.tasks.task import Task
 
 REJECTED_KEY = "rejected.jsonl"
 SUMMARY_KEY = "summary.json"
@@ -36,6 +37,8 @@ class PrepareSummary:
     tasks_written: int
     rejected: int
     duplicates: int
+    # Tasks of a challenges file that its solutions file does not name (kept, outputs unknown).
+    missing_solutions: int
     shards: int
     fingerprint: str
     stopped_at_max_tasks: bool
@@ -81,34 +84,25 @@ def prepare(
     _clear_old_store(storage, overwrite)
     writer = TaskStoreWriter(storage, shard_size=shard_size)
     seen: set[int] = set()
-    rows = rejected = duplicates = 0
+    rows = rejected = duplicates = missing_solutions = 0
     stopped = False
     with tempfile.TemporaryFile() as rejected_file:
         for rec in iter_source(source, solutions=solutions):
             rows += 1
-            reason = rec.error
-            task = None
-            if reason is None:
-                meta: dict[str, Any] = {"source": source, "row": rec.row}
-                if rec.source_id is not None:
-                    meta["source_id"] = rec.source_id
+            task, reason = _convert(rec, source, seed=seed, split=split)
+            if task is not None and int(task.task_id, 16) in seen:
+                duplicates += 1
+            elif task is not None:
                 try:
-                    task = record_to_task(rec.value, meta, seed=seed, split=split)
-                except InvalidRecord as err:
-                    reason = str(err)
-            if task is None:
-                rejected += 1
-                line = {"row": rec.row, "origin": rec.origin, "reason": reason}
-                if rec.source_id is not None:
-                    line["source_id"] = rec.source_id
-                rejected_file.write(json.dumps(line).encode() + b"\n")
-            else:
-                key = int(task.task_id, 16)
-                if key in seen:
-                    duplicates += 1
-                else:
-                    seen.add(key)
                     writer.add(task)
+                except InvalidRecord as err:  # UnstorableTask: nothing was added
+                    reason = str(err)
+                else:
+                    seen.add(int(task.task_id, 16))
+                    missing_solutions += rec.no_solution
+            if reason is not None:
+                rejected += 1
+                rejected_file.write(_rejected_line(rec, reason))
             if progress is not None and rows % progress_every == 0:
                 progress(rows, writer.num_tasks)
             if max_tasks is not None and writer.num_tasks >= max_tasks:
@@ -121,6 +115,7 @@ def prepare(
         "tasks_written": writer.num_tasks,
         "rejected": rejected,
         "duplicates": duplicates,
+        "missing_solutions": missing_solutions,
         "stopped_at_max_tasks": stopped,
     }
     index = writer.close(
@@ -138,6 +133,30 @@ def prepare(
     )
     storage.write_bytes(SUMMARY_KEY, json.dumps(summary.to_dict(), indent=2).encode() + b"\n")
     return summary
+
+
+def _convert(
+    rec: RawRecord, source: str, *, seed: int, split: BarcSplit
+) -> tuple[Task | None, str | None]:
+    """(task, None) or (None, why the row is rejected); never raises for a bad row."""
+    if rec.error is not None:
+        return None, rec.error
+    meta: dict[str, Any] = {"source": source, "row": rec.row}
+    if rec.source_id is not None:
+        meta["source_id"] = rec.source_id
+    try:
+        return record_to_task(rec.value, meta, seed=seed, split=split), None
+    except InvalidRecord as err:
+        return None, str(err)
+    except RecursionError:  # a value too deep for Python to walk
+        return None, "nested too deeply to read (not an ARC record)"
+
+
+def _rejected_line(rec: RawRecord, reason: str) -> bytes:
+    line: dict[str, Any] = {"row": rec.row, "origin": rec.origin, "reason": reason}
+    if rec.source_id is not None:
+        line["source_id"] = rec.source_id
+    return json.dumps(line).encode() + b"\n"
 
 
 def _delete_stale_shards(storage: Storage, keep: set[str]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcx.storage import NotFound, Storage, open_storage
+from arcx.tasks.grids import InvalidRecord
 from arcx.tasks.task import Task, challenge_record, solution_record, task_from_records
 
 FORMAT = "arcx-task-store"
@@ -33,6 +34,10 @@ DEFAULT_SHARD_SIZE = 1000
 
 class StoreError(Exception):
     """The store is missing, incomplete or inconsistent; the message says which file."""
+
+
+class UnstorableTask(InvalidRecord):
+    """A task whose record JSON cannot hold (e.g. metadata of a type JSON lacks)."""
 
 
 def shard_keys(number: int) -> tuple[str, str]:
@@ -58,7 +63,12 @@ class TaskStoreWriter:
         self.num_tasks = 0
 
     def add(self, task: Task) -> None:
-        c, s = _line(challenge_record(task)), _line(solution_record(task))
+        """Append ``task``; UnstorableTask (and no change) when its metadata is not JSON."""
+        try:
+            c, s = _line(challenge_record(task)), _line(solution_record(task))
+        except (TypeError, ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            raise UnstorableTask(f"cannot be written as JSON: {why}") from None
         self._hash.update(c)
         self._hash.update(s)
         self._challenges.append(c)
@@ -111,11 +121,14 @@ class TaskStore:
         self.storage = storage
         self.uri = storage.uri
         self.index = index
-        self.shards = tuple(
-            ShardInfo(s["tasks"], s["solutions"], int(s["num_tasks"])) for s in index["shards"]
-        )
-        self.num_tasks: int = int(index["num_tasks"])
-        self.fingerprint: str = str(index["fingerprint"])
+        try:
+            self.shards = tuple(_shard_info(s) for s in index["shards"])
+            self.num_tasks: int = _count(index["num_tasks"])
+            self.fingerprint: str = str(index["fingerprint"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise StoreError(
+                f"{self.uri}/{INDEX_KEY} is damaged ({err!r}); prepare the store again"
+            ) from None
         starts, total = [], 0
         for shard in self.shards:
             starts.append(total)
@@ -139,8 +152,8 @@ class TaskStore:
             ) from None
         try:
             index = json.loads(raw)
-        except ValueError as err:
-            raise StoreError(f"{uri}/{INDEX_KEY} is not valid JSON: {err}") from None
+        except (ValueError, RecursionError) as err:
+            raise StoreError(f"{uri}/{INDEX_KEY} is not valid JSON: {err!r}") from None
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise StoreError(f"{uri}/{INDEX_KEY} is not an {FORMAT} index")
         if index.get("version") != FORMAT_VERSION:
@@ -167,14 +180,21 @@ class TaskStore:
                 f"{len(solutions)}; prepare the store again"
             )
         tasks = []
-        for c_line, s_line in zip(challenges, solutions, strict=True):
-            c, s = json.loads(c_line), json.loads(s_line)
-            if c["task_id"] != s["task_id"]:
+        for line, (c_line, s_line) in enumerate(zip(challenges, solutions, strict=True), start=1):
+            try:
+                c, s = json.loads(c_line), json.loads(s_line)
+                if c["task_id"] != s["task_id"]:
+                    raise StoreError(
+                        f"{self.uri}: {shard.tasks} and {shard.solutions} disagree "
+                        f"({c['task_id']} vs {s['task_id']}); prepare the store again"
+                    )
+                tasks.append(task_from_records(c, s))
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError) as err:
+                # lists_to_grid and the joins index into what the lines hold
                 raise StoreError(
-                    f"{self.uri}: {shard.tasks} and {shard.solutions} disagree "
-                    f"({c['task_id']} vs {s['task_id']}); prepare the store again"
-                )
-            tasks.append(task_from_records(c, s))
+                    f"{self.uri}: line {line} of {shard.tasks} or {shard.solutions} is damaged "
+                    f"({type(err).__name__}: {err}); prepare the store again"
+                ) from None
         return tasks
 
     def iter_tasks(self, start: int = 0, stop: int | None = None) -> Iterator[Task]:
@@ -194,3 +214,17 @@ class TaskStore:
 
     def __len__(self) -> int:
         return self.num_tasks
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def _shard_info(s: Any) -> ShardInfo:
+    if not isinstance(s, dict) or not all(
+        isinstance(s.get(k), str) for k in ("tasks", "solutions")
+    ):
+        raise ValueError(f"shard entry {s!r} needs 'tasks' and 'solutions' keys")
+    return ShardInfo(s["tasks"], s["solutions"], _count(s.get("num_tasks")))

@@ -1,0 +1,243 @@
+"""Attention speed and peak memory per implementation, the materialised reference as the baseline.
+
+    python bench/attention.py                                  # T = 1024..8192, reference + blocked + torch
+    python bench/attention.py --lengths 1024 2048 --impls reference blocked
+    python bench/attention.py --dtype bfloat16 --impls reference flash torch_sdpa   # on a GPU
+
+Shape: Qwen2.5-0.5B's attention (14 query heads, 2 key/value heads, head_dim 64), batch 1,
+one causal segment filling the row (``--segments N`` packs N equal segments instead). Each
+(implementation, T) runs in a fresh subprocess so peak memories do not mix; it reports:
+
+- ms per call and tokens/s at steady state (median of ``--reps`` jitted calls after a warm-up);
+- GFLOP/s of the causal work, 4 * H * hd * (T^2 / 2) FLOPs per call (whatever an
+  implementation computes beyond the causal triangle counts against it);
+- speed-up over ``reference`` measured in the same run (above 1: faster);
+- peak memory: on CPU the process's peak RSS (VmHWM) above its RSS just before the first
+  call (inputs already built), on an accelerator the device's ``peak_bytes_in_use``;
+- compile: the first call (trace + compile + one run).
+
+``torch_sdpa`` is PyTorch's ``scaled_dot_product_attention`` (is_causal, GQA), what
+transformers runs; with several segments it gets the dense block-diagonal mask transformers
+would build. ``splash``/``flash`` off their hardware run in Pallas interpret mode: correct
+but not a speed figure (the table marks them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from machine import describe
+
+IMPLS = ("reference", "blocked", "splash", "flash", "torch_sdpa")
+DEFAULT_IMPLS = ("reference", "blocked", "torch_sdpa")
+HEADS, KV_HEADS, HEAD_DIM = 14, 2, 64
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _inputs(t: int, segments: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((1, t, HEADS, HEAD_DIM), dtype=np.float32)
+    k = rng.standard_normal((1, t, KV_HEADS, HEAD_DIM), dtype=np.float32)
+    v = rng.standard_normal((1, t, KV_HEADS, HEAD_DIM), dtype=np.float32)
+    bounds = np.linspace(0, t, segments + 1).astype(int)
+    seg = np.zeros((1, t), np.int32)
+    pos = np.zeros((1, t), np.int32)
+    for i in range(segments):
+        seg[0, bounds[i] : bounds[i + 1]] = i + 1
+        pos[0, bounds[i] : bounds[i + 1]] = np.arange(bounds[i + 1] - bounds[i])
+    return q, k, v, seg, pos
+
+
+def _time(fn, reps: int) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def _worker_jax(impl: str, t: int, segments: int, dtype: str, reps: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from arcx.model.attention import attention
+
+    q, k, v, seg, pos = _inputs(t, segments)
+    dt = jnp.dtype(dtype)
+    q, k, v = (jnp.asarray(x, dt) for x in (q, k, v))
+    seg, pos = jnp.asarray(seg), jnp.asarray(pos)
+    fn = jax.jit(
+        lambda q, k, v, s, p: attention(q, k, v, s, s, impl=impl, q_positions=p, kv_positions=p)
+    )
+    device = jax.devices()[0]
+    before = _rss_bytes()
+    first, median = _time(lambda: fn(q, k, v, seg, pos).block_until_ready(), reps)
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        peak, kind = stats["peak_bytes_in_use"], f"{device.platform} peak_bytes_in_use"
+    else:
+        peak, kind = _peak_rss_bytes() - before, "peak RSS above inputs"
+    return dict(
+        first=first,
+        median=median,
+        peak=peak,
+        kind=kind,
+        device=str(device.device_kind),
+        platform=device.platform,
+    )
+
+
+def _worker_torch(t: int, segments: int, dtype: str, reps: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    q, k, v, seg, _ = _inputs(t, segments)
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda" if cuda else "cpu")
+    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    # [B, H, T, hd] as transformers passes them
+    q, k, v = (torch.from_numpy(x).permute(0, 2, 1, 3).to(dev, dt) for x in (q, k, v))
+    mask = None
+    if segments > 1:
+        s = torch.from_numpy(seg).to(dev)
+        mask = (s[:, None, :, None] == s[:, None, None, :]) & torch.ones(
+            t, t, dtype=torch.bool, device=dev
+        ).tril()
+
+    def call() -> None:
+        with torch.inference_mode():
+            F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=True
+            )
+        if cuda:
+            torch.cuda.synchronize()
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    before = _rss_bytes()
+    first, median = _time(call, reps)
+    if cuda:
+        peak, kind = torch.cuda.max_memory_allocated(), "torch max_memory_allocated"
+        name = torch.cuda.get_device_name()
+    else:
+        peak, kind, name = _peak_rss_bytes() - before, "peak RSS above inputs", "cpu"
+    return dict(
+        first=first,
+        median=median,
+        peak=peak,
+        kind=kind,
+        device=name,
+        platform="gpu" if cuda else "cpu",
+    )
+
+
+def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        impl,
+        "--lengths",
+        str(t),
+        "--segments",
+        str(args.segments),
+        "--dtype",
+        args.dtype,
+        "--reps",
+        str(args.reps),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return dict(error=f"exit {proc.returncode}: {tail[:100]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _row(impl: str, t: int, r: dict, base: dict | None) -> str:
+    if "error" in r:
+        return f"| {impl} | {t} | failed: {r['error']} | | | | | |"
+    flops = 4 * HEADS * HEAD_DIM * (t * t / 2)
+    speedup = base["median"] / r["median"] if base and "median" in base else float("nan")
+    native = {"splash": "tpu", "flash": "gpu"}.get(impl, r["platform"])
+    note = " (interpret mode)" if native != r["platform"] else ""
+    return (
+        f"| {impl}{note} | {t} | {r['median'] * 1e3:.1f} | {t / r['median']:,.0f} | "
+        f"{flops / r['median'] / 1e9:.1f} | {speedup:.2f}x | {r['peak'] / 2**20:,.0f} | "
+        f"{r['first']:.2f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
+    p.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLS), choices=IMPLS)
+    p.add_argument("--segments", type=int, default=1, help="equal packed segments per row")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
+    p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        t = args.lengths[0]
+        if args.worker == "torch_sdpa":
+            out = _worker_torch(t, args.segments, args.dtype, args.reps)
+        else:
+            out = _worker_jax(args.worker, t, args.segments, args.dtype, args.reps)
+        print(json.dumps(out))
+        return 0
+
+    # No JAX in this process: on a GPU it would take the device memory the workers measure.
+    impls = ["reference", *[i for i in args.impls if i != "reference"]]
+    results: dict[tuple[str, int], dict] = {}
+    for t in args.lengths:
+        for impl in impls:
+            results[impl, t] = _run_one(impl, t, args)
+            print(f"# {impl} T={t}: {results[impl, t]}", file=sys.stderr, flush=True)
+
+    devices = {r["device"] for r in results.values() if "device" in r}
+    kinds = sorted({r["kind"] for r in results.values() if "kind" in r})
+    print(f"machine: {describe()}; devices {sorted(devices)}")
+    print(
+        f"attention, batch 1, {HEADS} q heads / {KV_HEADS} kv heads / head_dim {HEAD_DIM}, "
+        f"{args.dtype}, {args.segments} segment(s) per row, median of {args.reps} calls; "
+        f"peak memory: {', '.join(kinds)}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    )
+    print()
+    print(
+        "| impl | T | ms/call | tokens/s | causal GFLOP/s | vs reference | peak MiB | compile s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for t in args.lengths:
+        for impl in impls:
+            print(_row(impl, t, results[impl, t], results.get(("reference", t))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Hugging Face Hub repository ids, checked before an ``hf://`` source reaches a library."""
+
+from __future__ import annotations
+
+import os
+
+
+def hub_repo_id_problem(name: str, *, local_shadows: bool = True) -> str | None:
+    """Why ``name`` is not a Hugging Face Hub repository id, or None when it is one.
+
+    The Hub client's own rule (``huggingface_hub.utils.validate_repo_id``: letters, digits,
+    ``-``, ``_``, ``.``, one optional ``org/``, no ``--`` or ``..``, at most 96 characters),
+    and, with ``local_shadows`` (for ``datasets``, which reads a local directory of that name
+    instead of the Hub), the name must not be a local path.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError as err:
+        return str(err).splitlines()[0]
+    if local_shadows and os.path.lexists(name):
+        return (
+            f"{name!r} is also a local path, which would be read instead of the Hub; "
+            "give a local path without hf://, or run from another directory"
+        )
+    return None

@@ -1,0 +1,118 @@
+"""Activation part files: assembled, encoded and decoded here and nowhere else.
+
+A part holds, for the sequences one host kept in one unit, in the unit's order:
+``"<site>.<layer>"`` [n_tokens, d_model] in the extraction dtype, ``token_ids`` [n_tokens]
+int32 and ``offsets`` [n_seq + 1] int64 (sequence i is rows offsets[i]:offsets[i+1]).
+Metadata is string -> string (safetensors' rule), JSON-encoded where structured, written
+in sorted key order; no timestamps, so the same rows give the same bytes.
+Needs the ``tensors`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from arcx_store import layout
+from arcx_store.dtypes import BY_NAME, NAME_OF
+from arcx_store.header import HeaderError, read_header
+
+
+@dataclass(frozen=True)
+class SequenceRows:
+    """The rows one sequence keeps in a part: its token ids and each tensor's activations."""
+
+    task_id: str
+    test_index: int
+    token_ids: np.ndarray  # [n] int
+    activations: Mapping[str, np.ndarray]  # tensor name -> [n, d_model]
+
+
+def assemble_part(
+    rows: Sequence[SequenceRows],
+    *,
+    tensor_names: Sequence[str],
+    d_model: int,
+    dtype: np.dtype,
+    metadata: Mapping[str, Any],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The tensors and metadata of one part (pure): rows concatenated in the given order."""
+    tensors: dict[str, np.ndarray] = {}
+    for name in tensor_names:
+        pieces = [r.activations[name] for r in rows]
+        tensors[name] = np.concatenate(pieces) if pieces else np.zeros((0, d_model), dtype)
+    tensors[layout.TOKEN_IDS] = (
+        np.concatenate([r.token_ids for r in rows]).astype(np.int32)
+        if rows
+        else np.zeros(0, np.int32)
+    )
+    counts = [len(r.token_ids) for r in rows]
+    tensors[layout.OFFSETS] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    meta = dict(metadata)
+    meta["sequences"] = [[r.task_id, r.test_index] for r in rows]
+    meta["task_ids"] = sorted({r.task_id for r in rows})
+    return tensors, meta
+
+
+def encode_part(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, Any]) -> bytes:
+    """safetensors bytes with a canonical header (sorted keys, tensors in name order).
+
+    Serialised here rather than by ``safetensors.numpy.save``, whose metadata order follows
+    a hash map and so changes from process to process; the official reader reads these
+    files (tests/runner/test_store_format.py checks it).
+    """
+    meta = {"format": layout.SHARD_FORMAT}
+    for k, v in metadata.items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))}
+    blobs: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        if arr.dtype not in NAME_OF:
+            raise ValueError(f"tensor {name!r} has unsupported dtype {arr.dtype}")
+        raw = arr.tobytes()
+        header[name] = {
+            "dtype": NAME_OF[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    return b"".join([struct.pack("<Q", len(text)), text, *blobs])
+
+
+def tensor_views(
+    data: Any, names: Sequence[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays over ``data`` (bytes or an mmap; no copy) for ``names`` (all when None), and
+    the metadata. Raises HeaderError for anything that is not a readable part."""
+    header, base = read_header(memoryview(data))
+    meta = header.pop("__metadata__", None) or {}
+    view = memoryview(data)
+    out: dict[str, np.ndarray] = {}
+    for name in header if names is None else names:
+        if name not in header:
+            raise HeaderError(f"no tensor {name!r} (the part has {sorted(header)})")
+        info = header[name]
+        dtype = BY_NAME.get(info["dtype"])
+        if dtype is None:
+            raise HeaderError(f"tensor {name!r} has unsupported dtype {info['dtype']!r}")
+        a, b = info["data_offsets"]
+        count = int(np.prod(info["shape"])) if info["shape"] else 1
+        if b - a != count * dtype.itemsize or base + b > len(view):
+            raise HeaderError(f"tensor {name!r}: its data_offsets do not match its shape")
+        out[name] = np.frombuffer(view[base + a : base + b], dtype=dtype).reshape(info["shape"])
+    return out, meta
+
+
+def decode_part(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a whole part into numpy arrays (bf16 through ml_dtypes) and its metadata."""
+    return tensor_views(data)

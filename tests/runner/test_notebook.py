@@ -1,0 +1,78 @@
+"""``arcx.open_store``: the notebook view of a store a real run wrote, checked against the
+test harness's own reading of the parts, and the worked example in docs/sae.md run as a
+doctest."""
+
+from __future__ import annotations
+
+import doctest
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arcx
+from tests.runner import harness
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "sae.md"
+
+
+@pytest.fixture(scope="module")
+def store(run_store) -> Path:
+    return run_store(2, 1)
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
+
+
+def test_every_sequence_matches_the_parts_byte_for_byte(store: Path) -> None:
+    view = arcx.open_store(str(store))
+    truth = harness.sequences(store)
+    assert view.names == [f"{s}.{layer}" for s in view.sites for layer in view.layers]
+    seen = set()
+    for seq in view:
+        want = truth[(seq.task_id, seq.test_index)]
+        assert seq.token_ids.tobytes() == want["token_ids"]
+        for name in view.names:
+            assert seq[name].shape == (len(seq), view.d_model)
+            assert seq[name].tobytes() == want[name]
+        seen.add((seq.task_id, seq.test_index))
+    assert seen == set(truth) and len(view) == len(truth)
+    assert sorted(view.tasks) == sorted({t for t, _ in truth})
+
+
+def test_token_strings_filter_and_one_sequence(store: Path) -> None:
+    view = arcx.open_store(str(store), verify=True)
+    tok = view.tokenizer
+    seq = view.sequence(view.tasks[1], names=["mlp_out.3"])
+    assert list(seq.activations) == ["mlp_out.3"]
+    assert seq.tokens == [tok.id_to_token(int(i)) for i in seq.token_ids]
+    picked = list(view.sequences(task_ids=view.tasks[2:4]))
+    assert {s.task_id for s in picked} == set(view.tasks[2:4])
+    with pytest.raises(KeyError, match="not in"):
+        view.sequence("no-such-task")
+    with pytest.raises(KeyError, match="was not requested"):
+        seq["resid_post.1"]
+
+
+def test_a_unit_without_its_marker_is_invisible(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    full = arcx.open_store(str(copy))
+    (copy / "units" / "000000" / "COMMITTED").unlink()
+    less = arcx.open_store(str(copy))
+    assert len(less) < len(full)
+    assert all(s.unit != 0 for s in less)
+
+
+def test_the_worked_example_in_docs_sae_md(store: Path) -> None:
+    text = DOCS.read_text()
+    block = re.search(r"<!-- notebook-example -->\n```python\n(.*?)```", text, re.S)
+    assert block, "docs/sae.md lost its notebook example"
+    test = doctest.DocTestParser().get_doctest(
+        block.group(1), {"uri": str(store), "np": np}, "docs/sae.md", str(DOCS), 0
+    )
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 5
