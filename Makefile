@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.arcx-runtime
 STAMP := $(VENV)/.arcx-installed
 
-.PHONY: setup system tools demo test test-fast lint format clean kind-e2e
+.PHONY: setup system tools images demo test test-fast lint format clean kind-e2e
 
 $(RUNTIME_STAMP): constraints.txt store/pyproject.toml job_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,20 @@ $(STAMP): $(RUNTIME_STAMP) requirements-dev.txt operator/pyproject.toml
 	$(BIN)/pip install -q -c constraints.txt -e store -e 'job_image[report]' -e operator -r requirements-dev.txt
 	touch $@
 
-# Checks the system tools the tests need (Go, unshare, mount; root for the node agent).
+# Checks the system tools the tests need (Go, util-linux) and installs the real test
+# node's Debian packages (containerd, runc, CNI plugins, iptables, nftables, debootstrap).
 system:
 	bash hack/setup-system.sh
 
-# Go-built test tools (kube-apiserver, controller-manager, scheduler, JobSet, helm,
-# fake-gcs-server), cached outside the work tree and reused.
+# Go-built test tools (kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy,
+# CoreDNS, JobSet, helm, fake-gcs-server), cached outside the work tree and reused.
 tools:
 	bash hack/tools/build.sh
+
+# The real test node's images (pause, operator, job-cpu), assembled without a daemon and
+# cached by the hash of their inputs (hack/cluster/images.py).
+images: $(STAMP) system
+	$(BIN)/python -m hack.cluster.images
 
 setup: $(STAMP)
 
@@ -43,7 +49,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # Everything CI runs: system packages, tools, lint, then every test tier.
-test: $(STAMP) system tools lint
+test: $(STAMP) system tools images lint
 	$(BIN)/pytest
 
 # Without the cluster and GCS tiers (no Go tools needed).

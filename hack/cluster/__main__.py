@@ -1,7 +1,10 @@
 """``python -m hack.cluster up|down|env``: the local control plane from the command line.
 
 python -m hack.cluster up [--workdir DIR] [--build]   start, print env lines, stay in the
-                                                      foreground until Ctrl-C / SIGTERM
+    [--node real|agent]                               foreground until Ctrl-C / SIGTERM
+                                                      (real: containerd and a kubelet run
+                                                      the project's images; agent: the
+                                                      process-running test node agent)
 python -m hack.cluster up --detach ...                start in the background and return
 python -m hack.cluster down [--workdir DIR]           stop a detached control plane
 """
@@ -16,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from hack.cluster.controlplane import ControlPlane
+from hack.cluster.cluster import local_cluster
 from hack.cluster.tools import find_tools
 
 DEFAULT_WORKDIR = Path("/tmp/arcx-cluster")
@@ -27,7 +30,14 @@ def _up(args: argparse.Namespace) -> int:
     if args.detach:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "env").unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "hack.cluster", "up", f"--workdir={workdir}"]
+        argv = [
+            sys.executable,
+            "-m",
+            "hack.cluster",
+            "up",
+            f"--workdir={workdir}",
+            f"--node={args.node}",
+        ]
         if args.build:
             argv.append("--build")
         with (workdir / "up.log").open("ab") as fh:
@@ -39,7 +49,8 @@ def _up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         print((workdir / "env").read_text(), end="")
         return 0
-    cp = ControlPlane(workdir, tools=find_tools(build=args.build))
+    if args.build:
+        find_tools(build=True)
     stop = False
 
     def handler(*_: object) -> None:
@@ -50,13 +61,18 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, handler)
     (workdir).mkdir(parents=True, exist_ok=True)
     (workdir / "pid").write_text(str(os.getpid()))
-    cp.start()
-    print((workdir / "env").read_text(), end="", flush=True)
     try:
-        while not stop:
-            time.sleep(0.5)
+        with local_cluster(workdir, real_node=args.node == "real") as cluster:
+            if cluster.images:
+                with (workdir / "env").open("a") as fh:
+                    fh.writelines(
+                        f"ARCX_IMAGE_{k.upper().replace('-', '_')}={v}\n"
+                        for k, v in cluster.images.items()
+                    )
+            print((workdir / "env").read_text(), end="", flush=True)
+            while not stop:
+                time.sleep(0.5)
     finally:
-        cp.stop()
         (workdir / "env").unlink(missing_ok=True)
         (workdir / "pid").unlink(missing_ok=True)
     return 0
@@ -91,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--build", action="store_true", help="build missing binaries first")
+    up.add_argument("--node", choices=["real", "agent"], default="real")
     down = sub.add_parser("down", help="stop a detached control plane")
     down.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     args = ap.parse_args(argv)

@@ -185,6 +185,8 @@ def real_node_values(cluster: Cluster, shared: Path) -> list[str]:
         "extraVolumeMounts[0].name": "shared",
         "extraVolumeMounts[0].mountPath": str(shared),
         "extraVolumeMounts[0].readOnly": "true",
+        # The TPU samples name their Workload Identity ServiceAccount.
+        "policy.allowedServiceAccounts": "{arcx-job}",
         "syncIntervalSeconds": "2",
         "progressIntervalSeconds": "2",
     }

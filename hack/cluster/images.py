@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -42,7 +43,11 @@ SUITE = "bookworm"
 UID = 65532
 # What pip and the chroot leave behind that no image needs.
 _SCRATCH = ("tmp", "root/.cache", "var/cache", "var/log", "dev", "proc", "sys", "run")
-_PACKAGES = {"operator": REPO / "operator", "job-cpu": REPO / "job_image"}
+# The repository's packages each image installs (the Dockerfile's pip install lines).
+_PACKAGES = {
+    "operator": (REPO / "store", REPO / "operator"),
+    "job-cpu": (REPO / "store", REPO / "job_image"),
+}
 
 
 @dataclass(frozen=True)
@@ -253,21 +258,38 @@ exec chroot {m} /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root PIP_CERT=/etc/ssl/
     merged.rmdir()
 
 
-def _dependencies(package: Path) -> list[str]:
-    project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
-    return list(project["dependencies"])
+def _dependencies(packages: tuple[Path, ...]) -> list[str]:
+    """What ``packages`` require from PyPI: their dependencies, with a requirement on one of
+    them (``arcx-store[gcs]``) replaced by what it and those extras require."""
+    projects = {}
+    for p in packages:
+        project = tomllib.loads((p / "pyproject.toml").read_text())["project"]
+        projects[project["name"]] = project
+    out: list[str] = []
+    for project in projects.values():
+        for req in project.get("dependencies", []):
+            name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0]
+            if name not in projects:
+                out.append(req)
+                continue
+            local = projects[name]
+            out += local.get("dependencies", [])
+            extras = re.search(r"\[(.*?)\]", req)
+            for extra in extras.group(1).split(",") if extras else []:
+                out += local.get("optional-dependencies", {}).get(extra.strip(), [])
+    return sorted(set(out))
 
 
 def build_python_image(name: str, cache: Path = CACHE) -> Image:
-    """``operator`` or ``job-cpu``: base, dependencies and package layers."""
-    package = _PACKAGES[name]
+    """``operator`` or ``job-cpu``: base, dependencies and packages layers."""
+    packages = _PACKAGES[name]
     base_root, base_layer = _base(cache)
     constraints = REPO / "constraints.txt"
-    deps_key = _hash(base_layer.digest, constraints, package / "pyproject.toml")
+    deps_key = _hash(base_layer.digest, constraints, *[p / "pyproject.toml" for p in packages])
     deps_dir = cache / f"{name}-deps-{deps_key}"
     if not (deps_dir / "layer.sha256").exists():
         shutil.rmtree(deps_dir, ignore_errors=True)
-        reqs = " ".join(shlex.quote(r) for r in _dependencies(package))
+        reqs = " ".join(shlex.quote(r) for r in _dependencies(packages))
         (deps_dir).mkdir(parents=True)
         shutil.copy(constraints, deps_dir / "constraints.txt")
         _in_overlay(
@@ -286,28 +308,30 @@ def build_python_image(name: str, cache: Path = CACHE) -> Image:
     )
     config = dockerfile_config(name)
     app_key = _hash(
-        deps_layer.digest, package / "pyproject.toml", package / "src", json.dumps(config.to_json())
+        deps_layer.digest,
+        *[p / "pyproject.toml" for p in packages],
+        *[p / "src" for p in packages],
+        json.dumps(config.to_json()),
     )
     out = cache / f"{name}-{app_key}"
     image = Image(name, f"{REGISTRY}/{name}:{app_key}", out / "image.tar")
     if image.archive.exists():
         return image
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    src = out / "src"
-    shutil.copytree(
-        package, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
-    )
     upper = out / "upper"
-    # The package's sources are copied into the upper layer's /tmp (excluded from the layer)
-    # and installed from there without dependencies: they are the layer below.
-    (upper / "tmp").mkdir(parents=True)
-    shutil.move(str(src), upper / "tmp" / "src")
+    # The packages' sources are copied into the upper layer's /tmp (excluded from the layer)
+    # and installed from there without dependencies: those are the layer below.
+    for p in packages:
+        shutil.copytree(
+            p,
+            upper / "tmp" / "src" / p.name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+        )
+    srcs = " ".join(f"/tmp/src/{p.name}" for p in packages)
     _in_overlay(
         [deps_dir / "upper", base_root],
         upper,
-        "set -e; /opt/venv/bin/pip install -q --no-deps --no-build-isolation /tmp/src "
-        "|| /opt/venv/bin/pip install -q --no-deps /tmp/src",
+        f"set -e; /opt/venv/bin/pip install -q --no-deps {srcs}",
     )
     app_layer = layer_from_dir(upper, out / "layer.tar", exclude=_SCRATCH)
     write_archive(image.ref, [base_layer, deps_layer, app_layer], config, image.archive)
