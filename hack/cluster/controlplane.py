@@ -13,8 +13,6 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from hack.cluster.node import RealNode
 from hack.cluster.nodeconfig import NODE_IP
 from hack.cluster.nodeshapes import AGENT_NODES, TPU_NODES
 from hack.cluster.pki import Pki, make_pki
+from hack.cluster.procs import Proc, ProcessError, Procs, free_port
 from hack.cluster.tools import REPO, Tools, find_tools
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -68,26 +67,6 @@ class ControlPlaneError(RuntimeError):
     """A component failed to start; the message names it and ends with its log tail."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "<no log>"
-
-
-@dataclass
-class _Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-
 @dataclass
 class ControlPlane:
     """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager).
@@ -104,7 +83,7 @@ class ControlPlane:
     audit: bool = False
     verbose: bool = False
     real_node: RealNode | None = None
-    _procs: list[_Proc] = field(default_factory=list)
+    procs: Procs = field(default_factory=lambda: Procs(Path()))
     api_port: int = 0
     pki: Pki | None = None
 
@@ -144,6 +123,7 @@ class ControlPlane:
         self.tools = tools
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
+        self.procs = Procs(self.logs)
         deadline = time.monotonic() + timeout
         try:
             if self.real_node:
@@ -172,16 +152,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         node_problems = self.real_node.stop() if self.real_node else []
-        for p in reversed(self._procs):
-            if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-        for p in reversed(self._procs):
-            try:
-                p.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait()
-        self._procs.clear()
+        self.procs.stop_all()
         if self.real_node:
             node_problems += self.real_node.remove_bridge()
         if node_problems:
@@ -190,38 +161,18 @@ class ControlPlane:
             )
 
     def alive(self) -> dict[str, bool]:
-        return {p.name: p.popen.poll() is None for p in self._procs}
+        return self.procs.alive()
 
     # -- components ------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> _Proc:
-        log = self.logs / f"{name}.log"
-        fh = log.open("ab")
-        popen = subprocess.Popen(
-            argv,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            cwd=self.workdir,
-            start_new_session=True,
-        )
-        fh.close()
-        proc = _Proc(name, popen, log)
-        self._procs.append(proc)
-        return proc
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        return self.procs.spawn(name, argv, env=env, cwd=self.workdir)
 
-    def _wait(self, proc: _Proc, check: Callable[[], bool], deadline: float, what: str) -> None:
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise ControlPlaneError(
-                    f"{proc.name} exited with {proc.popen.returncode} while {what}; "
-                    f"log {proc.log}:\n{_tail(proc.log)}"
-                )
-            if check():
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(f"timed out {what}; log {proc.log}:\n{_tail(proc.log)}")
+    def _wait(self, proc: Proc, check: Callable[[], bool], deadline: float, what: str) -> None:
+        try:
+            self.procs.wait(proc, check, deadline, what)
+        except ProcessError as e:
+            raise ControlPlaneError(str(e)) from None
 
     def _start_etcd(self, tools: Tools, deadline: float) -> None:
         client, peer = free_port(), free_port()
@@ -365,7 +316,7 @@ class ControlPlane:
     def _wait_jobset_api(self, deadline: float) -> None:
         """Until JobSets can be listed: the CRD is Established and its storage is ready."""
         kube = Kube(self.kubeconfig)
-        proc = next(p for p in self._procs if p.name == "kube-apiserver")
+        proc = self.procs.get("kube-apiserver")
 
         def ok() -> bool:
             try:
@@ -468,7 +419,7 @@ class ControlPlane:
 
     def _wait_default_service_account(self, deadline: float) -> None:
         """Pods are refused until the namespace's ``default`` ServiceAccount exists."""
-        proc = next(p for p in self._procs if p.name == "kube-controller-manager")
+        proc = self.procs.get("kube-controller-manager")
 
         kube = Kube(self.kubeconfig)
 

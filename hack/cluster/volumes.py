@@ -74,10 +74,12 @@ def unshare(kube: Kube, namespace: str, claim: str = CLAIM) -> None:
     kube.delete(f"/api/v1/persistentvolumes/{claim}-{namespace}")
 
 
-def make_namespace(kube: Kube, name: str, shared: Path | None) -> None:
-    """A namespace enforcing Pod Security ``restricted``, once its default ServiceAccount
-    exists; with ``shared``, the claim of that directory in it."""
-    kube.create("/api/v1/namespaces", restricted_namespace(name))
+def make_namespace(kube: Kube, name: str, shared: Path | None, restricted: bool = True) -> None:
+    """A namespace enforcing Pod Security ``restricted`` (unless told not to: the node
+    agent's own tests use hostPath), once its default ServiceAccount exists; with
+    ``shared``, the claim of that directory in it."""
+    body = restricted_namespace(name) if restricted else {"metadata": {"name": name}}
+    kube.create("/api/v1/namespaces", body)
     wait_for(
         "the namespace's default ServiceAccount",
         lambda: kube.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),

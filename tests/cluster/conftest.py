@@ -23,7 +23,7 @@ from hack.cluster.volumes import drop_namespace, make_namespace
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     shared = request.getfixturevalue("shared_dir") if cluster.real_node else None
-    make_namespace(cluster.kube, name, shared)
+    make_namespace(cluster.kube, name, shared, restricted=not cluster.node_agent)
     yield name
     drop_namespace(cluster.kube, name, shared is not None)
 

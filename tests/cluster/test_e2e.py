@@ -234,7 +234,12 @@ def reference_run(
     """Scenario 1's run, shared with scenario 2 as the uninterrupted reference."""
     ns = "e2e-reference"
     if cluster.kube.get_or_none(f"/api/v1/namespaces/{ns}") is None:
-        make_namespace(cluster.kube, ns, shared_dir if cluster.real_node else None)
+        make_namespace(
+            cluster.kube,
+            ns,
+            shared_dir if cluster.real_node else None,
+            restricted=not cluster.node_agent,
+        )
     out = shared_dir / "reference"
     body = _cpu_job(cluster, "reference", model_dir=tiny_model, output=out, shared=shared_dir)
     aej.create(cluster.kube, ns, body)
