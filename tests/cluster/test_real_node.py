@@ -1,6 +1,6 @@
 """The real node as a pod sees it: a container of the job image, admitted by Pod Security
 ``restricted``, runs as uid 65532 on a read-only root filesystem, gets the downward API and
-its ServiceAccount token, reaches the API server through the ``kubernetes`` Service, resolves
+its ServiceAccount token (the API server knows it by it), reaches the API server through the ``kubernetes`` Service, resolves
 cluster names through cluster DNS and nothing else, and reaches nothing outside the machine.
 A pod that breaks ``restricted`` is refused."""
 
@@ -31,12 +31,14 @@ except OSError as e:
 sa = "/var/run/secrets/kubernetes.io/serviceaccount"
 host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
 req = urllib.request.Request(
-    f"https://{host}:{port}/api/v1/namespaces/{open(sa + '/namespace').read()}/pods/{out['pod']}",
-    headers={"Authorization": "Bearer " + open(sa + "/token").read()},
+    f"https://{host}:{port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    data=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode(),
+    headers={"Authorization": "Bearer " + open(sa + "/token").read(), "Content-Type": "application/json"},
 )
 try:
     ctx = ssl.create_default_context(cafile=sa + "/ca.crt")
-    out["self"] = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))["metadata"]["name"]
+    review = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))
+    out["self"] = review["status"]["userInfo"]["username"]
 except Exception as e:
     out["self"] = f"error: {e}"
 for name in ("kubernetes.default.svc.cluster.local", "kubernetes.default", "example.com"):
@@ -114,7 +116,8 @@ def test_a_restricted_pod_runs_in_a_container_and_sees_only_the_cluster(
     seen = json.loads(logs.strip().splitlines()[-1])
     assert seen["uid"] == 65532 and seen["gid"] == 65532, seen
     assert seen["rootfs"].startswith("read-only"), seen
-    assert seen["self"] == "probe", seen
+    assert seen["pod"] == "probe", seen
+    assert seen["self"] == f"system:serviceaccount:{ns}:default", seen
     assert seen["kubernetes.default.svc.cluster.local"] == "10.0.0.1", seen
     assert seen["kubernetes.default"] == "10.0.0.1", seen
     assert seen["example.com"].startswith("unresolved"), seen
