@@ -32,10 +32,11 @@ trap cleanup EXIT
 mkdir -p "$SHARED"
 # The job pods run as uid 65532 and write their outputs here.
 chmod 0777 "$SHARED"
-# The shared directory appears at the same path on the node. The tests' resources mount it
-# into the job pods with a hostPath volume of their own (spec.volumes / spec.volumeMounts,
-# see hack/cluster/aej.py cpu_job(shared=...)), so the pods, the operator and the tests
-# (which write the tiny model there and read the outputs) see the same files.
+# The shared directory appears at the same path on the node. The tests mount it into the
+# job pods and the operator through a hostPath PersistentVolume and a claim per namespace
+# (hack/cluster/volumes.py; Pod Security restricted admits claims, not hostPath), so the
+# pods, the operator and the tests (which write the tiny model there and read the outputs)
+# see the same files.
 cat <<EOF | kind create cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --config -
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
@@ -55,12 +56,9 @@ docker build -f "$REPO/Dockerfile" --target operator -t "arcx-operator:$TAG" "$R
 docker build -f "$REPO/Dockerfile" --target job-cpu -t "arcx-job:$TAG-cpu" "$REPO"
 kind load docker-image --name "$CLUSTER" "arcx-operator:$TAG" "arcx-job:$TAG-cpu"
 
-helm upgrade --install arcx "$REPO/charts/arcx" --namespace arcx-system --create-namespace \
-  --set image.repository=arcx-operator --set image.tag="$TAG" --set image.pullPolicy=Never \
-  --set jobImage.repository=arcx-job --set jobImage.tag="$TAG-cpu" \
-  --set-json "extraVolumes=[{\"name\":\"shared\",\"hostPath\":{\"path\":\"$SHARED\",\"type\":\"Directory\"}}]" \
-  --set-json "extraVolumeMounts=[{\"name\":\"shared\",\"mountPath\":\"$SHARED\",\"readOnly\":true}]" \
-  --wait --timeout 300s
-
+# The tests install the chart themselves (tests/cluster/conftest.py `arcx`: these images,
+# pullPolicy Never, the shared directory through a claim, a namespace enforcing Pod Security
+# restricted), exactly as on the local real node.
 ARCX_E2E_KUBECONFIG=$KUBECONFIG_FILE ARCX_E2E_SHARED_DIR=$SHARED \
+  ARCX_E2E_OPERATOR_IMAGE="arcx-operator:$TAG" ARCX_E2E_JOB_IMAGE="arcx-job:$TAG-cpu" \
   "$REPO/.venv/bin/pytest" -m cluster "$REPO/tests/cluster" "$@"

@@ -146,7 +146,7 @@ class ArcxSystem:
         if self.operator:
             self.operator.stop()
             return
-        if self.cluster.real_node:
+        if self.cluster.runs_images:
             self.cluster.helm("uninstall", RELEASE, "--namespace", self.namespace, "--wait")
             wait_for(
                 "the operator pods to go",
@@ -169,8 +169,8 @@ class ArcxSystem:
             )
 
 
-def real_node_values(cluster: Cluster, shared: Path) -> list[str]:
-    """helm --set flags: the locally built images, never pulled, and the shared claim."""
+def image_values(cluster: Cluster, shared: Path) -> list[str]:
+    """helm --set flags: the images the nodes hold, never pulled, and the shared claim."""
     op_repo, op_tag = cluster.images["operator"].rsplit(":", 1)
     job_repo, job_tag = cluster.images["job-cpu"].rsplit(":", 1)
     flags = {
@@ -199,11 +199,11 @@ def real_node_values(cluster: Cluster, shared: Path) -> list[str]:
 def start_arcx(
     cluster: Cluster, workdir: Path, namespace: str = NAMESPACE, shared: Path | None = None
 ) -> ArcxSystem:
-    if cluster.real_node:
-        assert shared is not None, "the real node's operator reads progress from the shared dir"
+    if cluster.runs_images:
+        assert shared is not None, "the operator pod reads progress from the shared dir"
         cluster.kube.create("/api/v1/namespaces", restricted_namespace(namespace))
         share(cluster.kube, namespace, shared)
-        objects = install_chart(cluster, namespace, *real_node_values(cluster, shared))
+        objects = install_chart(cluster, namespace, *image_values(cluster, shared))
     else:
         objects = install_chart(cluster, namespace)
     sa = service_account_of(objects)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import subprocess
 import time
@@ -57,6 +58,12 @@ class Cluster:
     @property
     def real_node(self) -> bool:
         return self.control_plane is not None and self.control_plane.real_node is not None
+
+    @property
+    def runs_images(self) -> bool:
+        """Pods are containers of the project's images (the real node, kind): the chart's
+        Deployment is the operator, and jobs name ``images`` and mount claims."""
+        return not self.node_agent
 
     @property
     def kube(self) -> Kube:
@@ -131,9 +138,18 @@ def machine_lock(timeout: float = 1800) -> Iterator[None]:
 
 
 def external_cluster(kubeconfig: Path) -> Cluster:
-    """A cluster someone else runs (kind): kubectl and helm from PATH."""
+    """A cluster someone else runs (kind): kubectl and helm from PATH; the images its nodes
+    hold from ``ARCX_E2E_OPERATOR_IMAGE`` and ``ARCX_E2E_JOB_IMAGE`` (hack/kind-e2e.sh)."""
     kubectl = shutil.which("kubectl")
     helm = shutil.which("helm")
     if not kubectl or not helm:
         raise RuntimeError("ARCX_E2E_KUBECONFIG is set but kubectl or helm is not on PATH")
-    return Cluster(kubeconfig, kubectl, helm, None)
+    images = {
+        name: os.environ[var]
+        for name, var in (
+            ("operator", "ARCX_E2E_OPERATOR_IMAGE"),
+            ("job-cpu", "ARCX_E2E_JOB_IMAGE"),
+        )
+        if os.environ.get(var)
+    }
+    return Cluster(kubeconfig, kubectl, helm, None, images)

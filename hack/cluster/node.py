@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,17 +135,29 @@ class RealNode:
         proxy_kc = kubeconfig_for_cert(
             server, pki.ca_cert, proxy_crt, proxy_key, self.workdir / "kube-proxy.kubeconfig"
         )
-        self._write_configs(layout, pki, admin_kubeconfig, proxy_kc)
-        self._make_cgroup_root(layout)
-        self._start_namespace(layout)
-        self._start_containerd(layout, deadline)
-        for image in [self.sandbox, *self.images]:
-            self._import(layout, image)
-        self._start_coredns(layout, admin_kubeconfig, deadline)
-        self._dns_service(Kube(admin_kubeconfig), layout)
-        self._start_kubelet(layout, kubelet_kc)
-        self._start_kube_proxy(layout, deadline)
-        self._wait_node_ready(Kube(admin_kubeconfig), deadline)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("configs", lambda: self._write_configs(layout, pki, admin_kubeconfig, proxy_kc)),
+            ("cgroups", lambda: self._make_cgroup_root(layout)),
+            ("namespace", lambda: self._start_namespace(layout)),
+            ("containerd", lambda: self._start_containerd(layout, deadline)),
+            *[
+                (f"import {i.name}", lambda i=i: self._import(layout, i))  # type: ignore[misc]
+                for i in [self.sandbox, *self.images]
+            ],
+            ("coredns", lambda: self._start_coredns(layout, admin_kubeconfig, deadline)),
+            ("kube-dns service", lambda: self._dns_service(Kube(admin_kubeconfig), layout)),
+            ("kubelet", lambda: self._start_kubelet(layout, kubelet_kc)),
+            ("kube-proxy", lambda: self._start_kube_proxy(layout, deadline)),
+            ("node Ready", lambda: self._wait_node_ready(Kube(admin_kubeconfig), deadline)),
+        ]
+        # How long each step took, for the docs and for a slow start's diagnosis.
+        self.procs.logs.mkdir(parents=True, exist_ok=True)
+        with (self.procs.logs / "start-times.txt").open("w") as times:
+            for what, step in steps:
+                t = time.monotonic()
+                step()
+                times.write(f"{what}\t{time.monotonic() - t:.1f}s\n")
+                times.flush()
 
     def _write_configs(
         self, layout: nc.NodeLayout, pki: Pki, admin_kc: Path, proxy_kc: Path

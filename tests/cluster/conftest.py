@@ -22,7 +22,7 @@ from hack.cluster.volumes import drop_namespace, make_namespace
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    shared = request.getfixturevalue("shared_dir") if cluster.real_node else None
+    shared = request.getfixturevalue("shared_dir") if cluster.runs_images else None
     make_namespace(cluster.kube, name, shared, restricted=not cluster.node_agent)
     yield name
     drop_namespace(cluster.kube, name, shared is not None)
@@ -40,12 +40,12 @@ def local_cluster(cluster: Cluster) -> Cluster:
 def arcx(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ArcxSystem]:
-    """The chart installed by helm: on the real node (and kind) its Deployment runs the
+    """The chart installed by helm: on the real node and kind its Deployment runs the
     operator image; with the node agent the operator runs as a local process with the chart's
     ServiceAccount token (see hack/cluster/arcx_system.py). Module-scoped: the operator must
     not be running when other modules' tests (the CRD validation tests, tests with their own
     operator) share the session's cluster."""
-    shared = request.getfixturevalue("shared_dir") if cluster.real_node else None
+    shared = request.getfixturevalue("shared_dir") if cluster.runs_images else None
     system = start_arcx(cluster, tmp_path_factory.mktemp("arcx-system"), shared=shared)
     yield system
     system.stop()
@@ -83,7 +83,7 @@ def tiny_model(cluster: Cluster, shared_dir: Path) -> Path:
             capture_output=True,
             timeout=300,
         )
-        if cluster.real_node:  # the pods read it as uid 65532
+        if cluster.runs_images:  # the pods read it as uid 65532
             for p in [out, *out.rglob("*")]:
                 p.chmod(0o755 if p.is_dir() else 0o644)
     return out

@@ -83,8 +83,13 @@ def _phase(
 
 
 def _cpu_job(cluster: Cluster, name: str, **kw: object) -> Obj:
-    """aej.cpu_job with the shared directory through its claim on the real node."""
-    return aej.cpu_job(name, claim=CLAIM if cluster.real_node else None, **kw)  # type: ignore[arg-type]
+    """aej.cpu_job; on the real node (and kind) with the shared directory through its claim
+    and the job image the node holds, never pulled."""
+    body = aej.cpu_job(name, claim=CLAIM if cluster.runs_images else None, **kw)  # type: ignore[arg-type]
+    if cluster.runs_images:
+        body["spec"]["image"] = cluster.images["job-cpu"]
+        body["spec"]["imagePullPolicy"] = "Never"
+    return body
 
 
 def _arcx(*args: str) -> subprocess.CompletedProcess[str]:
@@ -237,7 +242,7 @@ def reference_run(
         make_namespace(
             cluster.kube,
             ns,
-            shared_dir if cluster.real_node else None,
+            shared_dir if cluster.runs_images else None,
             restricted=not cluster.node_agent,
         )
     out = shared_dir / "reference"
@@ -261,7 +266,7 @@ def test_cpu_sample_succeeds(cluster: Cluster, reference_run: tuple[str, Path, O
     jobset = _jobset(cluster, ns, "reference")
     assert jobset is not None
     pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    if cluster.real_node:
+    if cluster.runs_images:
         volume = {"name": "shared", "persistentVolumeClaim": {"claimName": CLAIM}}
     else:
         volume = {
