@@ -128,6 +128,20 @@ def check_config(config: JobConfig) -> None:
         )
 
 
+def check_some_sequence_fits(stats: RunStats, max_seq_len: int) -> None:
+    """A run that skipped every sequence (each longer than maxSeqLen) extracted nothing: 78."""
+    if stats.sequences or not stats.skipped:
+        return
+    lengths = [s["length"] for s in stats.skipped if s.get("length")]
+    if not lengths:  # no prompt could be built at all
+        raise ConfigError(f"prompt: every sequence was skipped ({stats.skipped[0]['reason']})")
+    raise ConfigError(
+        f"batching.maxSeqLen: all {len(stats.skipped)} sequences were skipped, the shortest "
+        f"being {min(lengths)} tokens > maxSeqLen {max_seq_len}, so nothing was extracted; "
+        "raise batching.maxSeqLen (and tokensPerBatch) and write to a new output.uri"
+    )
+
+
 # -- the job ---------------------------------------------------------------------------
 
 
@@ -494,6 +508,7 @@ def run_job(
         runner.ensure_manifest()
         stop.working = True
         stats = runner.run()
+        check_some_sequence_fits(stats, config.batching.max_seq_len)
     except ConfigError as err:
         print(f"arcx run: configuration error: {err}", file=sys.stderr)
         return exitcodes.CONFIG_ERROR
