@@ -12,9 +12,10 @@ one causal segment filling the row (``--segments N`` packs N equal segments inst
 - GFLOP/s of the causal work, 4 * H * hd * (T^2 / 2) FLOPs per call (whatever an
   implementation computes beyond the causal triangle counts against it);
 - speed-up over ``reference`` measured in the same run (above 1: faster);
-- peak memory: on CPU the process's peak RSS (VmHWM) above its RSS just before the first
-  call (inputs already built), on an accelerator the device's ``peak_bytes_in_use``;
-- compile: the first call (trace + compile + one run).
+- peak memory: on CPU the process's peak RSS (VmHWM) during the calls above its RSS before
+  them (inputs built, program compiled, freed heap returned with ``malloc_trim``), i.e. what
+  a call allocates; on an accelerator the device's ``peak_bytes_in_use`` (inputs included);
+- compile: tracing and compiling (ahead of the first call; torch: its first call).
 
 ``torch_sdpa`` is PyTorch's ``scaled_dot_product_attention`` (is_causal, GQA), what
 transformers runs; with several segments it gets the dense block-diagonal mask transformers
@@ -25,9 +26,10 @@ but not a speed figure (the table marks them).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,17 +41,28 @@ from machine import describe
 IMPLS = ("reference", "blocked", "splash", "flash", "torch_sdpa")
 DEFAULT_IMPLS = ("reference", "blocked", "torch_sdpa")
 HEADS, KV_HEADS, HEAD_DIM = 14, 2, 64
+_RSS_KIND = "peak RSS during the calls above the RSS before them"
 
 
-def _rss_bytes() -> int:
+def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
     return 0
 
 
+def _reset_peak_rss() -> int:
+    """Give freed heap back to the OS and reset the peak-RSS mark (VmHWM) to the current RSS;
+    return that RSS in bytes. Memory a later call allocates then shows as RSS growth."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError):  # older kernels: the peak then includes earlier work
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS") * 1024
+
+
 def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _status_kib("VmHWM") * 1024
 
 
 def _inputs(t: int, segments: int, seed: int = 0):
@@ -68,7 +81,12 @@ def _inputs(t: int, segments: int, seed: int = 0):
     return q, k, v, seg, pos
 
 
-def _time(fn, reps: int) -> tuple[float, float]:
+def _time(fn, reps: int) -> tuple[float, float, int]:
+    """(first call s, median of ``reps`` later calls s, RSS before the first call).
+
+    The peak-RSS mark is reset just before the first call (after compilation, where the
+    caller compiles ahead), so the peak covers the calls only."""
+    rss = _reset_peak_rss()
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
@@ -78,7 +96,7 @@ def _time(fn, reps: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    return first, statistics.median(times), rss
 
 
 def _worker_jax(impl: str, t: int, segments: int, dtype: str, reps: int) -> dict:
@@ -95,15 +113,17 @@ def _worker_jax(impl: str, t: int, segments: int, dtype: str, reps: int) -> dict
         lambda q, k, v, s, p: attention(q, k, v, s, s, impl=impl, q_positions=p, kv_positions=p)
     )
     device = jax.devices()[0]
-    before = _rss_bytes()
-    first, median = _time(lambda: fn(q, k, v, seg, pos).block_until_ready(), reps)
+    t0 = time.perf_counter()
+    compiled = fn.lower(q, k, v, seg, pos).compile()
+    compile_s = time.perf_counter() - t0
+    _, median, before = _time(lambda: compiled(q, k, v, seg, pos).block_until_ready(), reps)
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         peak, kind = stats["peak_bytes_in_use"], f"{device.platform} peak_bytes_in_use"
     else:
-        peak, kind = _peak_rss_bytes() - before, "peak RSS above inputs"
+        peak, kind = _peak_rss_bytes() - before, _RSS_KIND
     return dict(
-        first=first,
+        first=compile_s,
         median=median,
         peak=peak,
         kind=kind,
@@ -139,13 +159,12 @@ def _worker_torch(t: int, segments: int, dtype: str, reps: int) -> dict:
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    before = _rss_bytes()
-    first, median = _time(call, reps)
+    first, median, before = _time(call, reps)
     if cuda:
         peak, kind = torch.cuda.max_memory_allocated(), "torch max_memory_allocated"
         name = torch.cuda.get_device_name()
     else:
-        peak, kind, name = _peak_rss_bytes() - before, "peak RSS above inputs", "cpu"
+        peak, kind, name = _peak_rss_bytes() - before, _RSS_KIND, "cpu"
     return dict(
         first=first,
         median=median,
