@@ -102,13 +102,16 @@ def gather(uri: str, *, max_tokens_per_site: int = 20000, seed: int = 0) -> Repo
     return data
 
 
-def _from_markers(view: Any, data: ReportData) -> None:
-    from arcx.runner.commit import read_marker
+def _committed_markers(view: Any, units_total: int) -> dict[int, dict[str, Any]]:
+    """The markers of committed units, by the rule `arcx inspect` counts them by."""
+    from arcx_store.units import unit_states
 
-    for unit in range(int(data.summary["unitsTotal"])):
-        marker = read_marker(view.storage, unit)
-        if marker is None:
-            continue
+    states = unit_states(view.storage, list(range(units_total)))
+    return {u: st.marker for u, st in sorted(states.items()) if st.committed and st.marker}
+
+
+def _from_markers(view: Any, data: ReportData) -> None:
+    for unit, marker in _committed_markers(view, int(data.summary["unitsTotal"])).items():
         data.unit_tokens[unit] = {"kept": int(marker["tokens"])}
         data.skipped_lengths += [int(s.get("length", 0)) for s in marker.get("skipped", [])]
 
@@ -132,13 +135,10 @@ def _from_events(view: Any, data: ReportData) -> None:
 
 
 def _accuracy(view: Any, data: ReportData, dataset_source: str) -> None:
-    from arcx.runner.commit import read_marker
-
     sources = task_sources(dataset_source) if dataset_source else {}
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for unit in range(int(data.summary["unitsTotal"])):
-        marker = read_marker(view.storage, unit)
-        if not marker or not marker.get("predictions"):
+    for marker in _committed_markers(view, int(data.summary["unitsTotal"])).values():
+        if not marker.get("predictions"):
             continue
         for line in view.storage.read_bytes(marker["predictions"]["key"]).splitlines():
             row = json.loads(line)
