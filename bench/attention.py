@@ -4,8 +4,8 @@
     python bench/attention.py --lengths 1024 2048 --impls reference blocked
     python bench/attention.py --dtype bfloat16 --impls reference flash torch_sdpa   # on a GPU
 
-Shape: Qwen2.5-0.5B's attention (14 query heads, 2 key/value heads, head_dim 64), batch 1,
-one causal segment filling the row (``--segments N`` packs N equal segments instead). Each
+Shape (``--shape``): Qwen2.5-0.5B's attention (14 query heads, 2 key/value heads, head_dim
+64; the default) or Qwen2.5-7B's (28, 4, 128), batch 1, one causal segment filling the row (``--segments N`` packs N equal segments instead). Each
 (implementation, T) runs in a fresh subprocess so peak memories do not mix; it reports:
 
 - ms per call and tokens/s at steady state (median of ``--reps`` jitted calls after a warm-up);
@@ -40,7 +40,8 @@ from machine import describe
 
 IMPLS = ("reference", "blocked", "splash", "flash", "torch_sdpa")
 DEFAULT_IMPLS = ("reference", "blocked", "torch_sdpa")
-HEADS, KV_HEADS, HEAD_DIM = 14, 2, 64
+# (query heads, key/value heads, head_dim) of the models' attention
+SHAPES = {"qwen2.5-0.5b": (14, 2, 64), "qwen2.5-7b": (28, 4, 128)}
 _RSS_KIND = "peak RSS during the calls above the RSS before them"
 
 
@@ -65,13 +66,14 @@ def _peak_rss_bytes() -> int:
     return _status_kib("VmHWM") * 1024
 
 
-def _inputs(t: int, segments: int, seed: int = 0):
+def _inputs(shape: str, t: int, segments: int, seed: int = 0):
     import numpy as np
 
+    heads, kv_heads, hd = SHAPES[shape]
     rng = np.random.default_rng(seed)
-    q = rng.standard_normal((1, t, HEADS, HEAD_DIM), dtype=np.float32)
-    k = rng.standard_normal((1, t, KV_HEADS, HEAD_DIM), dtype=np.float32)
-    v = rng.standard_normal((1, t, KV_HEADS, HEAD_DIM), dtype=np.float32)
+    q = rng.standard_normal((1, t, heads, hd), dtype=np.float32)
+    k = rng.standard_normal((1, t, kv_heads, hd), dtype=np.float32)
+    v = rng.standard_normal((1, t, kv_heads, hd), dtype=np.float32)
     bounds = np.linspace(0, t, segments + 1).astype(int)
     seg = np.zeros((1, t), np.int32)
     pos = np.zeros((1, t), np.int32)
@@ -99,13 +101,13 @@ def _time(fn, reps: int) -> tuple[float, float, int]:
     return first, statistics.median(times), rss
 
 
-def _worker_jax(impl: str, t: int, segments: int, dtype: str, reps: int) -> dict:
+def _worker_jax(impl: str, shape: str, t: int, segments: int, dtype: str, reps: int) -> dict:
     import jax
     import jax.numpy as jnp
 
     from arcx.model.attention import attention
 
-    q, k, v, seg, pos = _inputs(t, segments)
+    q, k, v, seg, pos = _inputs(shape, t, segments)
     dt = jnp.dtype(dtype)
     q, k, v = (jnp.asarray(x, dt) for x in (q, k, v))
     seg, pos = jnp.asarray(seg), jnp.asarray(pos)
@@ -132,11 +134,11 @@ def _worker_jax(impl: str, t: int, segments: int, dtype: str, reps: int) -> dict
     )
 
 
-def _worker_torch(t: int, segments: int, dtype: str, reps: int) -> dict:
+def _worker_torch(shape: str, t: int, segments: int, dtype: str, reps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    q, k, v, seg, _ = _inputs(t, segments)
+    q, k, v, seg, _ = _inputs(shape, t, segments)
     cuda = torch.cuda.is_available()
     dev = torch.device("cuda" if cuda else "cpu")
     dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
@@ -183,6 +185,8 @@ def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
         impl,
         "--lengths",
         str(t),
+        "--shape",
+        args.shape,
         "--segments",
         str(args.segments),
         "--dtype",
@@ -197,10 +201,11 @@ def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _row(impl: str, t: int, r: dict, base: dict | None) -> str:
+def _row(impl: str, t: int, r: dict, base: dict | None, shape: str) -> str:
     if "error" in r:
         return f"| {impl} | {t} | failed: {r['error']} | | | | | |"
-    flops = 4 * HEADS * HEAD_DIM * (t * t / 2)
+    heads, _, hd = SHAPES[shape]
+    flops = 4 * heads * hd * (t * t / 2)
     speedup = base["median"] / r["median"] if base and "median" in base else float("nan")
     native = {"splash": "tpu", "flash": "gpu"}.get(impl, r["platform"])
     note = " (interpret mode)" if native != r["platform"] else ""
@@ -215,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
     p.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLS), choices=IMPLS)
+    p.add_argument("--shape", default="qwen2.5-0.5b", choices=list(SHAPES))
     p.add_argument("--segments", type=int, default=1, help="equal packed segments per row")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--reps", type=int, default=3)
@@ -225,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         t = args.lengths[0]
         if args.worker == "torch_sdpa":
-            out = _worker_torch(t, args.segments, args.dtype, args.reps)
+            out = _worker_torch(args.shape, t, args.segments, args.dtype, args.reps)
         else:
-            out = _worker_jax(args.worker, t, args.segments, args.dtype, args.reps)
+            out = _worker_jax(args.worker, args.shape, t, args.segments, args.dtype, args.reps)
         print(json.dumps(out))
         return 0
 
@@ -239,11 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             results[impl, t] = _run_one(impl, t, args)
             print(f"# {impl} T={t}: {results[impl, t]}", file=sys.stderr, flush=True)
 
+    heads, kv_heads, hd = SHAPES[args.shape]
     devices = {r["device"] for r in results.values() if "device" in r}
     kinds = sorted({r["kind"] for r in results.values() if "kind" in r})
     print(f"machine: {describe()}; devices {sorted(devices)}")
     print(
-        f"attention, batch 1, {HEADS} q heads / {KV_HEADS} kv heads / head_dim {HEAD_DIM}, "
+        f"attention of {args.shape}, batch 1, {heads} q heads / {kv_heads} kv heads / "
+        f"head_dim {hd}, "
         f"{args.dtype}, {args.segments} segment(s) per row, median of {args.reps} calls; "
         f"peak memory: {', '.join(kinds)}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
@@ -254,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for t in args.lengths:
         for impl in impls:
-            print(_row(impl, t, results[impl, t], results.get(("reference", t))))
+            print(_row(impl, t, results[impl, t], results.get(("reference", t)), args.shape))
     return 0
 
 
