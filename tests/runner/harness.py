@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from arcx_store import layout
 from arcx_store.parts import decode_part
 
 from arcx.runner.demo import launch
@@ -79,10 +80,15 @@ def logs(log_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("process-*.log")))
 
 
+def marker_paths(store: Path) -> list[Path]:
+    """Every commit marker of a local store, in unit order."""
+    return sorted((store / layout.UNITS_DIR).glob(f"*/{layout.MARKER_NAME}"))
+
+
 def committed_files(store: Path) -> dict[str, bytes]:
     """Every file under units/ and predictions/ (what a committed store holds), by relative path."""
     out = {}
-    for sub in ("units", "predictions"):
+    for sub in (layout.UNITS_DIR, layout.PREDICTIONS_DIR):
         for p in sorted((store / sub).rglob("*")):
             if p.is_file():
                 out[p.relative_to(store).as_posix()] = p.read_bytes()
@@ -94,7 +100,7 @@ def sequences(store: Path) -> dict[tuple[str, int], dict[str, bytes]]:
 
     Raises if a sequence appears twice (a task repeated)."""
     out: dict[tuple[str, int], dict[str, bytes]] = {}
-    for marker_path in sorted((store / "units").glob("*/COMMITTED")):
+    for marker_path in marker_paths(store):
         marker = json.loads(marker_path.read_text())
         for part in marker["parts"]:
             tensors, meta = decode_part((store / part["key"]).read_bytes())
