@@ -75,6 +75,37 @@ class ExtractionSection(_Section):
     positions: Positions = "all"
     dtype: DType = "bfloat16"
     teacher_forcing: bool = True
+    scoring: bool | None = Field(
+        default=None,
+        description="score the known answer: the model's argmax at every answer token is "
+        "written to predictions/ (teacher-forced accuracy); needs teacherForcing. Unset: on "
+        "when teacherForcing is on, as before. false: no logits are computed, and without "
+        "generation the forward stops after the deepest captured layer",
+    )
+
+    @property
+    def scores(self) -> bool:
+        """Whether the answer is scored (``scoring``, filled in from ``teacherForcing``)."""
+        return bool(self.scoring)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_follows_teacher_forcing(cls, data: Any) -> Any:
+        # Resolved here, so the manifest's config and the hash hold a plain true/false.
+        if isinstance(data, dict) and data.get("scoring") is None:
+            data = {
+                **data,
+                "scoring": data.get("teacherForcing", data.get("teacher_forcing", True)),
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _scoring_needs_an_answer(self) -> ExtractionSection:
+        if self.scoring and not self.teacher_forcing:
+            raise ValueError(
+                "scoring: true needs teacherForcing: true (without it there is no answer to score)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _answer_positions_need_an_answer(self) -> ExtractionSection:
@@ -125,6 +156,32 @@ class BatchingSection(_Section):
         return self
 
 
+class EngineSection(_Section):
+    attention: Literal["auto", "reference", "blocked", "splash", "flash"] = Field(
+        default="auto",
+        description="attention implementation: auto = splash on TPU, a flash kernel on GPU, "
+        "blocked (online softmax, memory linear in length) on CPU; reference materialises "
+        "the scores (tests)",
+    )
+    packing: bool = Field(
+        default=True,
+        description="pack several sequences per row (segment ids, positions restarting at 0) "
+        "so little is padded; off: one sequence per row, padded to its length bucket. Jobs "
+        "that generate always run unpacked",
+    )
+    packed_row_length: int = Field(
+        default=4096,
+        ge=64,
+        description="slots of a packed row; a longer sequence gets a row of its own. Longer "
+        "rows pack tighter but attend over more of the row",
+    )
+    compilation_cache: str = Field(
+        default="",
+        description="persistent XLA compilation cache (a path or gs://) so a restarted pod "
+        "does not recompile; empty: the pod's JAX_COMPILATION_CACHE_DIR, if set",
+    )
+
+
 class OutputSection(_Section):
     uri: str = Field(description="gs://bucket/prefix or a filesystem path")
     unit_size: int = Field(default=16, ge=1, description="tasks per work unit")
@@ -157,6 +214,7 @@ class JobConfig(_Section):
     extraction: ExtractionSection
     generation: GenerationSection = GenerationSection()
     batching: BatchingSection = BatchingSection()
+    engine: EngineSection = EngineSection()
     output: OutputSection
     mesh: MeshSection = MeshSection()
     parallelism: ParallelismSection = ParallelismSection()
