@@ -17,7 +17,7 @@ from arcx_store.errors import StorageError
 
 from arcx.config import parse_config
 from arcx.runner import manifest
-from arcx.runner.inspect_store import summarize_store
+from arcx.runner.inspect_store import format_summary, summarize_store, summary_json
 from arcx.runner.plan import plan_units
 from arcx.runner.verify import verify_store
 
@@ -199,3 +199,32 @@ def test_strays_of_an_older_attempt_are_removed_after_commit(tmp_path):
     removed = markers.remove_strays(store, 0, markers.read_marker(store, 0))
     assert removed == [layout.part_key(0, 5)]
     assert verify_store(store).ok and not verify_store(store).warnings
+
+
+def test_a_refusal_names_the_config_fields_that_differ(tmp_path):
+    store = build_store(tmp_path)
+    changed = {**CONFIG, "extraction": {**CONFIG["extraction"], "layers": [0, 1]}}
+    other = manifest.build_manifest(
+        parse_config(changed),
+        dataset_fingerprint="f" * 64,
+        plan=plan_units(4, 2),
+        model=manifest.ModelFacts(8, 2, 64),
+    )
+    with pytest.raises(
+        manifest.StoreMismatch, match=r"config fields that differ: extraction\.layers"
+    ):
+        manifest.ensure_manifest(store, other)
+
+
+def test_inspect_reports_damaged_and_redone_units(tmp_path):
+    store = build_store(tmp_path)
+    part = tmp_path / "store" / layout.part_key(1, 0)
+    part.write_bytes(part.read_bytes()[:10])
+    s = summarize_store(store)
+    assert s.units_committed == 1 and list(s.damaged) == [1] and "has 10 bytes" in s.damaged[1]
+    assert "damaged    unit 1" in format_summary(s)
+    # a unit whose new marker records why it was redone
+    marker = json.loads(store.read_bytes(layout.marker_key(0)))
+    marker["redone"] = "the marker does not parse: ..."
+    (tmp_path / "store" / layout.marker_key(0)).write_text(json.dumps(marker))
+    assert summary_json(summarize_store(store))["unitsRedone"] == {"0": marker["redone"]}

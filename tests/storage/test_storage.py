@@ -121,9 +121,11 @@ def test_large_objects_go_up_resumable_and_come_back_whole(gcs_store, gcs_endpoi
     # a connection dropped in the middle of the chunks: the upload resumes and completes
     proxy.drop_put_number = 4
     flipped = data[::-1]
-    gcs_store.write_bytes("big.safetensors", flipped)
+    stat = gcs_store.write_bytes("big.safetensors", flipped)
     assert proxy.injected[-1].startswith("drop PUT")
     assert gcs_store.read_bytes("big.safetensors") == flipped
+    # the resumable upload's final response carries the checksum a marker records
+    assert stat.crc32c and stat == gcs_store.stat("big.safetensors")
 
 
 @pytest.mark.gcs
