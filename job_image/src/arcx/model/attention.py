@@ -127,6 +127,7 @@ def attention(
             k,
             v,
             q_segment_ids,
+            kv_segment_ids,
             block_q=block_q or SPLASH_BLOCK,
             block_kv=block_kv or SPLASH_BLOCK,
         )
@@ -306,7 +307,8 @@ def splash_attention(
     q: jax.Array,
     k: jax.Array,
     v: jax.Array,
-    segment_ids: jax.Array,
+    q_segment_ids: jax.Array,
+    kv_segment_ids: jax.Array,
     *,
     block_q: int = SPLASH_BLOCK,
     block_kv: int = SPLASH_BLOCK,
@@ -329,17 +331,18 @@ def splash_attention(
     if tp % bkv:
         bkv = bq
     kernel = _splash_kernel(tp, g, bq, bkv, bool(interpret))
-    seg = _pad_to(segment_ids.astype(jnp.int32), 1, tp)
+    qseg = _pad_to(q_segment_ids.astype(jnp.int32), 1, tp)
+    kvseg = _pad_to(kv_segment_ids.astype(jnp.int32), 1, tp)
     qh = jnp.transpose(_pad_to(q * jnp.asarray(hd**-0.5, q.dtype), 1, tp), (0, 2, 1, 3))
     qh = qh.reshape(b, kvh, g, tp, hd)
     kh = jnp.transpose(_pad_to(k, 1, tp), (0, 2, 1, 3))  # [B, KV, T, hd]
     vh = jnp.transpose(_pad_to(v, 1, tp), (0, 2, 1, 3))
 
-    def one_row(qr: jax.Array, kr: jax.Array, vr: jax.Array, sr: jax.Array) -> jax.Array:
-        ids = sa.SegmentIds(q=sr, kv=sr)
+    def one_row(qr: jax.Array, kr: jax.Array, vr: jax.Array, qs: jax.Array, ks: jax.Array):
+        ids = sa.SegmentIds(q=qs, kv=ks)
         return jax.vmap(lambda a, c, d: kernel(a, c, d, segment_ids=ids))(qr, kr, vr)
 
-    out = jax.vmap(one_row)(qh, kh, vh, seg)  # [B, KV, G, T, hd]
+    out = jax.vmap(one_row)(qh, kh, vh, qseg, kvseg)  # [B, KV, G, T, hd]
     out = jnp.transpose(out.reshape(b, h, tp, hd), (0, 2, 1, 3))
     return out[:, :t].astype(q.dtype)
 
@@ -355,6 +358,9 @@ def flash_attention(
     interpret: bool | None = None,
 ) -> jax.Array:
     """The Pallas GPU flash kernel, self-attention with causality by array index.
+
+    The kernel takes one segment-id array for queries and keys: ``attention`` passes the
+    query's (self-attention, where the two are the same).
 
     The kernel has no GQA, so each key/value head is repeated to its G query heads (memory
     linear in T). T is padded to a multiple of the blocks with segment 0.
