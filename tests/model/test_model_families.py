@@ -166,3 +166,41 @@ def test_greedy_generation_is_token_identical(family, family_dirs, make_batch):
     )
     want = _hf_generate(hf, ids, mask, 10, never, lm.pad_token_id)
     np.testing.assert_array_equal(np.asarray(ours), want)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_make_tiny_model_command_writes_each_family(family, tmp_path):
+    from arcx.cli import main as arcx_main
+    from arcx.model import ModelConfig
+
+    out = tmp_path / family
+    assert (
+        arcx_main(["make-tiny-model", str(out), "--model-type", family, "--num-layers", "1"]) == 0
+    )
+    cfg = ModelConfig.from_file(out / "config.json")
+    assert cfg.model_type == family and cfg.num_hidden_layers == 1
+    assert (cfg.qkv_bias, cfg.qk_norm) == {"qwen2": (True, False), "qwen3": (False, True)}.get(
+        family, (False, False)
+    )
+    assert cfg.rope.type == ("llama3" if family == "llama" else "default")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(out))
+    assert type(hf).__name__ == transformers.AutoConfig.from_pretrained(str(out)).architectures[0]
+
+
+def test_program_size_does_not_grow_with_depth(tmp_path):
+    """The layers are one scan: 2 and 6 layers lower to the same number of matmuls."""
+    from arcx.model.tiny import make_tiny_model
+
+    counts = []
+    for depth in (2, 6):
+        lm = load_model(
+            str(make_tiny_model(tmp_path / f"d{depth}", num_layers=depth)), mesh=make_mesh()
+        )
+        ids = np.zeros((1, 16), np.int32)
+        text = (
+            jax.jit(partial(forward, capture=Capture(SITES, (0, depth - 1))))
+            .lower(lm.model, ids, segment_ids=np.ones_like(ids), positions=np.arange(16)[None])
+            .as_text()
+        )
+        counts.append(text.count("stablehlo.dot_general"))
+    assert counts[0] == counts[1] > 0
