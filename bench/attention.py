@@ -8,7 +8,8 @@ Shape (``--shape``): Qwen2.5-0.5B's attention (14 query heads, 2 key/value heads
 64; the default) or Qwen2.5-7B's (28, 4, 128), batch 1, one causal segment filling the row (``--segments N`` packs N equal segments instead). Each
 (implementation, T) runs in a fresh subprocess so peak memories do not mix; it reports:
 
-- ms per call and tokens/s at steady state (median of ``--reps`` jitted calls after a warm-up);
+- ms per call and tokens/s at steady state (median of ``--reps`` jitted calls after a warm-up),
+  and the process's CPU time per call (all threads; on a busy machine a fairer comparison);
 - GFLOP/s of the causal work, 4 * H * hd * (T^2 / 2) FLOPs per call (whatever an
   implementation computes beyond the causal triangle counts against it);
 - speed-up over ``reference`` measured in the same run (above 1: faster);
@@ -83,25 +84,30 @@ def _inputs(shape: str, t: int, segments: int, seed: int = 0):
     return q, k, v, seg, pos
 
 
-def _time(fn, reps: int) -> tuple[float, float, int]:
-    """(first call s, median of ``reps`` later calls s, RSS before the first call).
+def _time(fn, reps: int) -> tuple[float, float, float, int]:
+    """(first call s, median wall s and median process CPU s of ``reps`` later calls, RSS
+    before the first call).
 
     The peak-RSS mark is reset just before the first call (after compilation, where the
-    caller compiles ahead), so the peak covers the calls only."""
+    caller compiles ahead), so the peak covers the calls only. CPU time (all threads) is
+    less sensitive than wall time to other processes on a busy machine."""
     rss = _reset_peak_rss()
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
     fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times), rss
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return first, statistics.median(walls), statistics.median(cpus), rss
 
 
-def _worker_jax(impl: str, shape: str, t: int, segments: int, dtype: str, reps: int) -> dict:
+def _worker_jax(
+    impl: str, shape: str, t: int, segments: int, dtype: str, reps: int, blocks: dict
+) -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -112,13 +118,15 @@ def _worker_jax(impl: str, shape: str, t: int, segments: int, dtype: str, reps: 
     q, k, v = (jnp.asarray(x, dt) for x in (q, k, v))
     seg, pos = jnp.asarray(seg), jnp.asarray(pos)
     fn = jax.jit(
-        lambda q, k, v, s, p: attention(q, k, v, s, s, impl=impl, q_positions=p, kv_positions=p)
+        lambda q, k, v, s, p: attention(
+            q, k, v, s, s, impl=impl, q_positions=p, kv_positions=p, **blocks
+        )
     )
     device = jax.devices()[0]
     t0 = time.perf_counter()
     compiled = fn.lower(q, k, v, seg, pos).compile()
     compile_s = time.perf_counter() - t0
-    _, median, before = _time(lambda: compiled(q, k, v, seg, pos).block_until_ready(), reps)
+    _, median, cpu, before = _time(lambda: compiled(q, k, v, seg, pos).block_until_ready(), reps)
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         peak, kind = stats["peak_bytes_in_use"], f"{device.platform} peak_bytes_in_use"
@@ -127,6 +135,7 @@ def _worker_jax(impl: str, shape: str, t: int, segments: int, dtype: str, reps: 
     return dict(
         first=compile_s,
         median=median,
+        cpu=cpu,
         peak=peak,
         kind=kind,
         device=str(device.device_kind),
@@ -161,7 +170,7 @@ def _worker_torch(shape: str, t: int, segments: int, dtype: str, reps: int) -> d
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    first, median, before = _time(call, reps)
+    first, median, cpu, before = _time(call, reps)
     if cuda:
         peak, kind = torch.cuda.max_memory_allocated(), "torch max_memory_allocated"
         name = torch.cuda.get_device_name()
@@ -170,6 +179,7 @@ def _worker_torch(shape: str, t: int, segments: int, dtype: str, reps: int) -> d
     return dict(
         first=first,
         median=median,
+        cpu=cpu,
         peak=peak,
         kind=kind,
         device=name,
@@ -189,6 +199,8 @@ def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
         args.shape,
         "--segments",
         str(args.segments),
+        *(["--block-q", str(args.block_q)] if args.block_q else []),
+        *(["--block-kv", str(args.block_kv)] if args.block_kv else []),
         "--dtype",
         args.dtype,
         "--reps",
@@ -206,14 +218,15 @@ def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
 
 def _row(impl: str, t: int, r: dict, base: dict | None, shape: str) -> str:
     if "error" in r:
-        return f"| {impl} | {t} | {r['error']} | | | | | |"
+        return f"| {impl} | {t} | {r['error']} | | | | | | |"
     heads, _, hd = SHAPES[shape]
     flops = 4 * heads * hd * (t * t / 2)
     speedup = f"{base['median'] / r['median']:.2f}x" if base and "median" in base else "n/a"
     native = {"splash": "tpu", "flash": "gpu"}.get(impl, r["platform"])
     note = " (interpret mode)" if native != r["platform"] else ""
     return (
-        f"| {impl}{note} | {t} | {r['median'] * 1e3:.1f} | {t / r['median']:,.0f} | "
+        f"| {impl}{note} | {t} | {r['median'] * 1e3:.1f} | {r['cpu'] * 1e3:.1f} | "
+        f"{t / r['median']:,.0f} | "
         f"{flops / r['median'] / 1e9:.1f} | {speedup} | {r['peak'] / 2**20:,.0f} | "
         f"{r['first']:.2f} |"
     )
@@ -225,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLS), choices=IMPLS)
     p.add_argument("--shape", default="qwen2.5-0.5b", choices=list(SHAPES))
     p.add_argument("--segments", type=int, default=1, help="equal packed segments per row")
+    p.add_argument("--block-q", type=int, help="query block size (default: the implementation's)")
+    p.add_argument("--block-kv", type=int, help="key block size (default: the implementation's)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument(
@@ -241,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker == "torch_sdpa":
             out = _worker_torch(args.shape, t, args.segments, args.dtype, args.reps)
         else:
-            out = _worker_jax(args.worker, args.shape, t, args.segments, args.dtype, args.reps)
+            blocks = dict(block_q=args.block_q, block_kv=args.block_kv)
+            out = _worker_jax(
+                args.worker, args.shape, t, args.segments, args.dtype, args.reps, blocks
+            )
         print(json.dumps(out))
         return 0
 
@@ -264,13 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         f"attention of {args.shape}, batch 1, {heads} q heads / {kv_heads} kv heads / "
         f"head_dim {hd}, "
         f"{args.dtype}, {args.segments} segment(s) per row, median of {args.reps} calls; "
+        f"blocks {args.block_q or 'default'} x {args.block_kv or 'default'}; "
         f"peak memory: {', '.join(kinds)}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
     print()
     print(
-        "| impl | T | ms/call | tokens/s | causal GFLOP/s | vs reference | peak MiB | compile s |"
+        "| impl | T | ms/call | CPU ms/call | tokens/s | causal GFLOP/s | vs reference | peak MiB "
+        "| compile s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for t in args.lengths:
         for impl in impls:
             print(_row(impl, t, results[impl, t], results.get(("reference", t)), args.shape))
