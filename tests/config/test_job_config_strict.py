@@ -109,6 +109,7 @@ def test_merge_keys_still_override(tmp_path: Path) -> None:
         (b"model: [unclosed\n", "not valid YAML: .* at line 2"),
         (b"model: !!python/object:os.system x\n", "could not determine a constructor"),
         (b"- just\n- a list\n", "expected a mapping at the top level"),
+        (b"model: " + b"[" * 100_000, "nested too deeply"),
         (b"x" * (MAX_CONFIG_BYTES + 1), f"over {MAX_CONFIG_BYTES} bytes"),
     ],
 )
