@@ -117,7 +117,8 @@ def _from_markers(view: Any, data: ReportData) -> None:
 
 
 def _from_events(view: Any, data: ReportData) -> None:
-    events = [e for e in read_events(view.storage) if e.get("event") == "unit-committed"]
+    every = read_events(view.storage)
+    events = [e for e in every if e.get("event") == "unit-committed"]
     for e in events:
         unit = int(e["unit"])
         if unit in data.unit_tokens and "tokensPadded" in e:
@@ -125,7 +126,7 @@ def _from_events(view: Any, data: ReportData) -> None:
             data.unit_tokens[unit]["padded"] = int(e["tokensPadded"])
     if not events:
         return
-    t0 = events[0]["time"]
+    t0 = every[0]["time"]  # the first attempt's start event
     # The running rate of the attempt (tokens since it started / seconds since it started),
     # as the progress bar shows it: commits trail computation by one unit, so the rate
     # between two commits would swing with the pipeline, this one does not.

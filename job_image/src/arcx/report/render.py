@@ -136,7 +136,9 @@ def figures(d: ReportData, out_dir: Path) -> list[Figure]:
     if d.throughput:
         t, r = zip(*d.throughput, strict=True)
         ax.plot(np.array(t) / 60, r, marker="o")
-    ax.set(xlabel="minutes since the first recorded commit", ylabel="tokens / s")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    ax.set(xlabel="minutes since the job first started", ylabel="tokens / s")
     out.append(
         (
             _save(fig, out_dir, "throughput.png"),
