@@ -228,3 +228,18 @@ def test_inspect_reports_damaged_and_redone_units(tmp_path):
     marker["redone"] = "the marker does not parse: ..."
     (tmp_path / "store" / layout.marker_key(0)).write_text(json.dumps(marker))
     assert summary_json(summarize_store(store))["unitsRedone"] == {"0": marker["redone"]}
+
+
+def test_the_manifest_and_inspect_say_whether_answers_are_scored(tmp_path):
+    store = build_store(tmp_path)
+    s = summarize_store(store)
+    assert s.manifest["scores"] is True and summary_json(s)["scores"] is True
+    assert "scores       yes" in format_summary(s)
+    unscored = {**CONFIG, "extraction": {**CONFIG["extraction"], "scoring": False}}
+    m = manifest.build_manifest(
+        parse_config(unscored),
+        dataset_fingerprint="f" * 64,
+        plan=plan_units(4, 2),
+        model=manifest.ModelFacts(8, 2, 64),
+    )
+    assert m["scores"] is False
