@@ -43,6 +43,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
+
+from arcx.model.sharding import DATA, MODEL
 
 IMPLEMENTATIONS = ("reference", "blocked", "splash", "flash")
 CHOICES = ("auto", *IMPLEMENTATIONS)
@@ -81,11 +84,16 @@ def attention(
     kv_positions: jax.Array | None = None,
     block_q: int | None = None,
     block_kv: int | None = None,
+    mesh: Mesh | None = None,
 ) -> jax.Array:
     """q [B, Tq, H, hd], k/v [B, Tk, KV, hd], segment ids int32 [B, T] -> [B, Tq, H, hd] in q.dtype.
 
     ``q_positions``/``kv_positions`` ([B, T] int32, default: the array index) order the
     causal mask; ``block_q``/``block_kv`` override the implementation's block sizes.
+    ``mesh``: the (data, model) mesh the inputs are sharded over. The Pallas kernels cannot
+    be partitioned by XLA, so with a mesh of several devices they run under ``shard_map``,
+    rows split over ``data`` and key/value heads (with their query heads) over ``model``
+    where those divide; without it XLA would gather their inputs onto every device.
     """
     b, tq, h, hd = q.shape
     bk, tk, kvh, hdk = k.shape
@@ -122,23 +130,43 @@ def attention(
             block_kv=block_kv or BLOCKED_BLOCK_KV,
         )
     if name == "splash":
-        return splash_attention(
-            q,
-            k,
-            v,
-            q_segment_ids,
-            kv_segment_ids,
-            block_q=block_q or SPLASH_BLOCK,
-            block_kv=block_kv or SPLASH_BLOCK,
+        kernel = functools.partial(
+            splash_attention, block_q=block_q or SPLASH_BLOCK, block_kv=block_kv or SPLASH_BLOCK
         )
-    return flash_attention(
-        q,
-        k,
-        v,
-        q_segment_ids,
-        block_q=block_q or FLASH_BLOCK_Q,
-        block_kv=block_kv or FLASH_BLOCK_KV,
+    else:
+        kernel = functools.partial(
+            _flash_self_attention,
+            block_q=block_q or FLASH_BLOCK_Q,
+            block_kv=block_kv or FLASH_BLOCK_KV,
+        )
+    if mesh is not None and mesh.size > 1:
+        kernel = _per_shard(kernel, mesh, b, kvh)
+    return kernel(q, k, v, q_segment_ids, kv_segment_ids)
+
+
+def _per_shard(kernel, mesh: Mesh, batch: int, kv_heads: int):
+    """``kernel`` under ``shard_map``: rows over ``data``, key/value heads over ``model``
+    (each shard's query heads are exactly those of its key/value heads, as heads are split
+    contiguously), an axis left whole where it does not divide."""
+
+    def axis(name: str, size: int) -> str | None:
+        n = mesh.shape.get(name, 1)
+        return name if n > 1 and size % n == 0 else None
+
+    data, model = axis(DATA, batch), axis(MODEL, kv_heads)
+    heads, rows = PartitionSpec(data, None, model, None), PartitionSpec(data, None)
+    return jax.shard_map(
+        kernel,
+        mesh=mesh,
+        in_specs=(heads, heads, heads, rows, rows),
+        out_specs=heads,
+        check_vma=False,
     )
+
+
+def _flash_self_attention(q, k, v, q_segment_ids, kv_segment_ids, *, block_q, block_kv):
+    del kv_segment_ids  # the kernel takes one segment-id array (self-attention)
+    return flash_attention(q, k, v, q_segment_ids, block_q=block_q, block_kv=block_kv)
 
 
 def _positions(positions: jax.Array | None, b: int, t: int) -> jax.Array:
@@ -300,7 +328,10 @@ def _splash_kernel(t: int, heads: int, block_q: int, block_kv: int, interpret: b
 
     mask = sa.MultiHeadMask([sa.CausalMask((t, t)) for _ in range(heads)])
     sizes = sa.BlockSizes(block_q=block_q, block_kv=block_kv, block_kv_compute=block_kv)
-    return sa.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
+    # The kernel holds its mask tables as arrays; made while tracing, they would be tracers,
+    # and this cache would leak them into the next trace.
+    with jax.ensure_compile_time_eval():
+        return sa.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
 
 
 def splash_attention(
