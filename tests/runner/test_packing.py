@@ -187,3 +187,34 @@ def test_engine_on_packed_rows_matches_one_sequence_per_row(tiny_model):
         for k in eng.keys:
             np.testing.assert_allclose(acts_p[i][k], acts_a[i][k], rtol=2e-5, atol=2e-5)
         np.testing.assert_array_equal(guess_p[i], guess_a[i])
+
+
+@pytest.mark.multiprocess
+def test_a_job_that_does_not_score_writes_no_predictions_and_the_same_activations(
+    run_store, tmp_path, tiny_model, arc_tasks, jax_cache
+):
+    """``scoring: false``: no logits, the forward stops after the deepest captured layer
+    (layer 3 of the tiny model's 4); the stored activations match the scoring run's within
+    bf16 rounding (the programs differ, so bit equality is not promised)."""
+    import ml_dtypes
+
+    from tests.runner import harness
+
+    cfg = harness.write_config(
+        tmp_path / "job.yaml",
+        model=tiny_model,
+        tasks=arc_tasks,
+        out=str(tmp_path / "store"),
+        extraction={"layers": [1, 2], "scoring": False},
+    )
+    assert harness.run(cfg, 1, 1, harness.base_env(jax_cache), tmp_path / "logs") == [0]
+    assert not (tmp_path / "store" / "predictions").exists()
+    scored = harness.sequences(run_store(1, 1))  # layers [1, 3], scoring on
+    mine = harness.sequences(tmp_path / "store")
+    assert mine.keys() == scored.keys()
+    for key, tensors in mine.items():
+        assert tensors["token_ids"] == scored[key]["token_ids"]
+        for name in ("resid_post.1", "mlp_out.1"):
+            a = np.frombuffer(tensors[name], ml_dtypes.bfloat16).astype(np.float32)
+            b = np.frombuffer(scored[key][name], ml_dtypes.bfloat16).astype(np.float32)
+            np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)
