@@ -205,6 +205,16 @@ def test_kernels_refuse_cross_attention() -> None:
         attn.attention(q, k, k, np.ones((1, 1), np.int32), np.ones((1, 8), np.int32), impl="flash")
 
 
+def test_bad_shapes_are_refused() -> None:
+    q = np.zeros((1, 8, 3, 16), np.float32)
+    k = np.zeros((1, 8, 2, 16), np.float32)
+    seg = np.ones((1, 8), np.int32)
+    with pytest.raises(ValueError, match="3 query heads are not a multiple of 2"):
+        attn.attention(q, k, k, seg, seg, impl="reference")
+    with pytest.raises(ValueError, match="segment ids"):
+        attn.attention(q[:, :, :2], k, k, seg[:, :4], seg, impl="reference")
+
+
 def test_resolve_impl() -> None:
     assert attn.resolve_impl("auto", "cpu") == "blocked"
     assert attn.resolve_impl("auto", "tpu") == "splash"
