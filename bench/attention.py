@@ -10,8 +10,8 @@ Shape (``--shape``): Qwen2.5-0.5B's attention (14 query heads, 2 key/value heads
 
 - ms per call and tokens/s at steady state (median of ``--reps`` jitted calls after a warm-up),
   and the process's CPU time per call (all threads; on a busy machine a fairer comparison);
-- GFLOP/s of the causal work, 4 * H * hd * (T^2 / 2) FLOPs per call (whatever an
-  implementation computes beyond the causal triangle counts against it);
+- GFLOP/s of the causal work, 4 * H * hd * (L^2 / 2) FLOPs per segment of length L (whatever
+  an implementation computes beyond the causal triangles counts against it);
 - speed-up over ``reference`` measured in the same run (above 1: faster);
 - peak memory: on CPU the process's peak RSS (VmHWM) during the calls above its RSS before
   them (inputs built, program compiled, freed heap returned with ``malloc_trim``), i.e. what
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import itertools
 import json
 import os
 import statistics
@@ -75,12 +76,13 @@ def _inputs(shape: str, t: int, segments: int, seed: int = 0):
     q = rng.standard_normal((1, t, heads, hd), dtype=np.float32)
     k = rng.standard_normal((1, t, kv_heads, hd), dtype=np.float32)
     v = rng.standard_normal((1, t, kv_heads, hd), dtype=np.float32)
-    bounds = np.linspace(0, t, segments + 1).astype(int)
     seg = np.zeros((1, t), np.int32)
     pos = np.zeros((1, t), np.int32)
-    for i in range(segments):
-        seg[0, bounds[i] : bounds[i + 1]] = i + 1
-        pos[0, bounds[i] : bounds[i + 1]] = np.arange(bounds[i + 1] - bounds[i])
+    at = 0
+    for i, n in enumerate(_segment_lengths(t, segments)):
+        seg[0, at : at + n] = i + 1
+        pos[0, at : at + n] = np.arange(n)
+        at += n
     return q, k, v, seg, pos
 
 
@@ -216,11 +218,18 @@ def _run_one(impl: str, t: int, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _row(impl: str, t: int, r: dict, base: dict | None, shape: str) -> str:
+def _segment_lengths(t: int, segments: int) -> list[int]:
+    import numpy as np
+
+    bounds = np.linspace(0, t, segments + 1).astype(int)
+    return [int(b - a) for a, b in itertools.pairwise(bounds)]
+
+
+def _row(impl: str, t: int, r: dict, base: dict | None, shape: str, segments: int) -> str:
     if "error" in r:
         return f"| {impl} | {t} | {r['error']} | | | | | | |"
     heads, _, hd = SHAPES[shape]
-    flops = 4 * heads * hd * (t * t / 2)
+    flops = 4 * heads * hd * sum(n * n / 2 for n in _segment_lengths(t, segments))
     speedup = f"{base['median'] / r['median']:.2f}x" if base and "median" in base else "n/a"
     native = {"splash": "tpu", "flash": "gpu"}.get(impl, r["platform"])
     note = " (interpret mode)" if native != r["platform"] else ""
@@ -293,7 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for t in args.lengths:
         for impl in impls:
-            print(_row(impl, t, results[impl, t], results.get(("reference", t)), args.shape))
+            print(
+                _row(
+                    impl,
+                    t,
+                    results[impl, t],
+                    results.get(("reference", t)),
+                    args.shape,
+                    args.segments,
+                )
+            )
     return 0
 
 
