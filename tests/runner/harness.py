@@ -16,6 +16,10 @@ from arcx_store.parts import decode_part
 
 from arcx.runner.demo import launch
 
+# Tensors of a whole part, not of its token rows: statistics of the part's rows (they
+# depend on how sequences were split over hosts and units) and per-sequence augmentations.
+PER_PART = (f"{layout.STATS_PREFIX}.", "seq.")
+
 TEST_TIMEOUT_S = 240
 
 
@@ -111,6 +115,6 @@ def sequences(store: Path) -> dict[tuple[str, int], dict[str, bytes]]:
                 out[key] = {
                     n: t[off[j] : off[j + 1]].tobytes()
                     for n, t in tensors.items()
-                    if n != "offsets"
+                    if n != "offsets" and not n.startswith(PER_PART)
                 }
     return out

@@ -33,6 +33,7 @@ class Pending:
     compact: dict[str, jax.Array]  # [n_shards * K, D], sharded by rows
     argmax: jax.Array | None  # [R, A] replicated; None when nothing is scored
     generated: jax.Array | None  # [R, max_new] replicated
+    stats: dict[str, dict[str, jax.Array]] | None = None  # name -> field -> [n_shards, ...]
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Fetched:
     shards: dict[int, dict[str, np.ndarray]]  # owned data shard -> name -> [count, D]
     argmax: np.ndarray | None
     generated: np.ndarray | None
+    # owned data shard -> name -> the shard's moments (arcx.runner.activation_stats)
+    stats: dict[int, dict[str, dict[str, np.ndarray]]] | None = None
 
 
 def forward_takes_segments() -> bool:
@@ -69,6 +72,7 @@ class Engine:
         max_new_tokens: int,
         scoring: bool = True,
         attention: str = "auto",
+        stats: bool = True,
     ) -> None:
         from arcx.model import Capture
 
@@ -82,6 +86,7 @@ class Engine:
         self.max_new_tokens = max_new_tokens
         self.scoring = scoring
         self.attention = attention
+        self.stats = stats  # moments of the kept rows, computed in the gather program
         self.packing = forward_takes_segments()  # whether rows may hold several sequences
         self.n_shards = mesh.shape[DATA]
         self.rows_sharding = batch_sharding(mesh)
@@ -134,13 +139,24 @@ class Engine:
             return (acts,)
         return acts, jnp.argmax(out.logits, axis=-1).astype(jnp.int32)
 
-    def _gather_impl(self, acts: dict[str, jax.Array], rows: jax.Array, cols: jax.Array) -> Any:
-        def local(a: dict[str, jax.Array], r: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-            return {k: v[r, c] for k, v in a.items()}
+    def _gather_impl(
+        self, acts: dict[str, jax.Array], rows: jax.Array, cols: jax.Array, counts: jax.Array
+    ) -> Any:
+        from arcx.runner.activation_stats import device_moments
+
+        def local(a: dict[str, jax.Array], r: jax.Array, c: jax.Array, n: jax.Array) -> Any:
+            kept = {k: v[r, c] for k, v in a.items()}
+            if not self.stats:
+                return kept, {}
+            # The shard's first n kept rows are real; the moments get a leading shard axis.
+            moments = {
+                k: {f: x[None] for f, x in device_moments(v, n[0]).items()} for k, v in kept.items()
+            }
+            return kept, moments
 
         return jax.shard_map(
-            local, mesh=self.mesh, in_specs=(P(DATA), P(DATA), P(DATA)), out_specs=P(DATA)
-        )(acts, rows, cols)
+            local, mesh=self.mesh, in_specs=(P(DATA),) * 4, out_specs=(P(DATA), P(DATA))
+        )(acts, rows, cols, counts)
 
     # -- host side ---------------------------------------------------------------------
 
@@ -164,15 +180,16 @@ class Engine:
         )
         acts, argmax = outs[0], (outs[1] if self.scoring else None)
         gather = inputs.gather
-        compact = self._gather(
+        compact, stats = self._gather(
             acts,
             self._global(gather.rows.reshape(-1), rows),
             self._global(gather.cols.reshape(-1), rows),
+            self._global(np.asarray(gather.counts, np.int32), rows),
         )
         generated = None
         if inputs.gen_ids is not None and inputs.gen_mask is not None and self.max_new_tokens > 0:
             generated = self._replicate(self._generate(inputs.gen_ids, inputs.gen_mask))
-        return Pending(inputs, compact, argmax, generated)
+        return Pending(inputs, compact, argmax, generated, stats or None)
 
     def _generate(self, gen_ids: np.ndarray, gen_mask: np.ndarray) -> jax.Array:
         from arcx.model import greedy_generate
@@ -203,7 +220,21 @@ class Engine:
                 shards.setdefault(s, {})[name] = np.asarray(shard.data)[: gather.counts[s]]
         argmax = _replicated_to_numpy(pending.argmax)
         generated = _replicated_to_numpy(pending.generated)
-        return Fetched(pending.inputs, shards, argmax, generated)
+        return Fetched(pending.inputs, shards, argmax, generated, self._fetch_stats(pending))
+
+    def _fetch_stats(self, pending: Pending) -> dict[int, dict[str, dict[str, np.ndarray]]] | None:
+        if pending.stats is None:
+            return None
+        out: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+        for name, fields in pending.stats.items():
+            for field, arr in fields.items():
+                for shard in arr.addressable_shards:
+                    s = shard.index[0].start or 0
+                    if s in self.owned:
+                        out.setdefault(s, {}).setdefault(name, {})[field] = np.asarray(shard.data)[
+                            0
+                        ]
+        return out
 
 
 def _replicated_to_numpy(arr: jax.Array | None) -> np.ndarray | None:

@@ -33,7 +33,7 @@ from arcx_store.parts import SequenceRows, assemble_part
 
 from arcx import exitcodes
 from arcx.config import ConfigError, JobConfig
-from arcx.runner import batching, distributed, manifest, sync
+from arcx.runner import activation_stats, batching, distributed, manifest, sync
 from arcx.runner.committer import Committer, UnitSummary
 from arcx.runner.compile_cache import configure_compilation_cache
 from arcx.runner.device_inputs import DeviceInputs, build_inputs
@@ -143,6 +143,19 @@ def check_some_sequence_fits(stats: RunStats, max_seq_len: int) -> None:
         f"being {min(lengths)} tokens > maxSeqLen {max_seq_len}, so nothing was extracted; "
         "raise batching.maxSeqLen (and tokensPerBatch) and write to a new output.uri"
     )
+
+
+def part_annotations(seq: Sequence, keep: np.ndarray) -> dict[str, Any]:
+    """A sequence's annotation tensors for its kept positions, and its augmentation."""
+    tokens = None
+    if seq.annotations is not None:
+        ann = seq.annotations.take(keep)
+        tokens = {f: getattr(ann, f) for f in ann.FIELDS}
+    return {
+        "annotations": tokens,
+        "dihedral": seq.augmentation.dihedral,
+        "colour_perm": tuple(seq.augmentation.colors),
+    }
 
 
 # -- the job ---------------------------------------------------------------------------
@@ -343,6 +356,7 @@ class Runner:
         batches = self.planner.batches([s.length for s in seqs], eng.n_shards)
         pieces: dict[int, dict[str, np.ndarray]] = {}
         predictions: dict[int, dict[str, Any]] = {}
+        self.unit_stats = activation_stats.UnitStats()
         pending = None
         for batch in batches:
             self._check_stop()
@@ -388,6 +402,10 @@ class Runner:
         pieces: dict[int, dict[str, np.ndarray]],
         predictions: dict[int, dict[str, Any]],
     ) -> None:
+        for shard, by_name in (fetched.stats or {}).items():
+            for name, arrays in by_name.items():
+                counts = fetched.inputs.gather.seq_counts[shard]
+                self.unit_stats.add(name, activation_stats.host_moments(arrays, counts))
         for shard, arrays in fetched.shards.items():
             pos = 0
             for seq, n in fetched.inputs.gather.seq_counts[shard]:
@@ -443,7 +461,13 @@ class Runner:
         background and commits it at the next ``finish``."""
         seqs = work.sequences
         rows = [
-            SequenceRows(seqs[i].task_id, seqs[i].test_index, seqs[i].input_ids[keep[i]], pieces[i])
+            SequenceRows(
+                seqs[i].task_id,
+                seqs[i].test_index,
+                seqs[i].input_ids[keep[i]],
+                pieces[i],
+                **part_annotations(seqs[i], keep[i]),
+            )
             for i in sorted(pieces)
         ]
         tensors, meta = assemble_part(
@@ -458,6 +482,17 @@ class Runner:
                 "dtype": self.config.extraction.dtype,
             },
         )
+        if self.engine.stats:
+            order = sorted(pieces)
+            tensors.update(
+                self.unit_stats.part_tensors(
+                    self.engine.keys,
+                    self.loaded.config.hidden_size,
+                    order,
+                    [len(keep[i]) for i in order],
+                )
+            )
+        self.unit_stats = activation_stats.UnitStats()
         self.stats.tasks += work.num_tasks
         self.stats.sequences += len(seqs)
         self.stats.tokens_kept += sum(len(k) for k in keep)
