@@ -7,8 +7,13 @@ BIN := $(VENV)/bin
 # `make test` adds the operator, the test stack and torch on top.
 RUNTIME_STAMP := $(VENV)/.arcx-runtime
 STAMP := $(VENV)/.arcx-installed
+# SAELens and the packages it needs beyond the test venv (requirements-saelens.txt), in an
+# overlay put on PYTHONPATH only by the SAELens tests' subprocess; reinstalled when a pin
+# changes, so CI's cached venv keeps it between runs.
+SAELENS := $(VENV)/saelens
+SAELENS_STAMP := $(SAELENS)/.installed
 
-.PHONY: setup system tools images demo test test-fast lint format clean kind-e2e
+.PHONY: setup system tools images demo test test-fast lint format clean kind-e2e saelens
 
 $(RUNTIME_STAMP): constraints.txt store/pyproject.toml job_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +42,13 @@ images: $(STAMP) system
 
 setup: $(STAMP)
 
+$(SAELENS_STAMP): $(STAMP) requirements-saelens.txt
+	rm -rf $(SAELENS)
+	$(BIN)/pip install -q --no-deps --target $(SAELENS) -r requirements-saelens.txt
+	touch $@
+
+saelens: $(SAELENS_STAMP)
+
 demo: $(RUNTIME_STAMP)
 	$(BIN)/arcx demo
 
@@ -49,8 +61,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # Everything CI runs: system packages, tools, lint, then every test tier.
-test: $(STAMP) system tools images lint
-	$(BIN)/pytest
+test: $(STAMP) $(SAELENS_STAMP) system tools images lint
+	ARCX_SAELENS_PATH=$(SAELENS) $(BIN)/pytest
 
 # Without the cluster and GCS tiers (no Go tools needed).
 test-fast: $(STAMP) lint

@@ -1,21 +1,27 @@
 """Forward-pass speed: arcx (JAX, capture of 3 layers) against transformers (PyTorch).
 
-    python bench/forward.py                      # the default shapes, on CPU or the accelerator
+    python bench/forward.py                      # the default runs, on CPU or the accelerator
     python bench/forward.py --shapes tiny --reps 5 --dtype bfloat16
+    python bench/forward.py --shapes qwen2.5-0.5b-width --runs 1x512 --no-unrolled   # small check
 
 For each model shape, one random checkpoint is written to a temporary directory and read
-by both implementations. Both run the same token ids: arcx's jitted ``forward`` capturing
-``resid_post`` at 3 layers (first, middle, last), and ``Qwen2ForCausalLM`` with
-``output_hidden_states=True`` under ``torch.inference_mode``. Reported per shape:
+by both implementations. Both run the same token ids: arcx's jitted ``forward`` on one
+packed segment per row (segment ids and positions, the runner's path) capturing
+``resid_post`` at 3 layers (first, middle, last) with logits, and transformers'
+``AutoModelForCausalLM`` (its default SDPA attention) with ``output_hidden_states=True``
+under ``torch.inference_mode``. Reported per shape and batch x sequence length:
 
-- compile: arcx's first call (trace + compile + one run), apart from steady state;
+- compile s: arcx's lower + compile of that bucket with the layers under ``lax.scan``
+  (what the runner uses), and, unless ``--no-unrolled``, with the scan fully unrolled
+  (``forward(..., unroll=True)``: one copy of the layer per depth, the compile behaviour of
+  the Python loop arcx had before the scan);
 - tokens/s of each at steady state (median of ``--reps`` timed calls after a warm-up) and
   their ratio (arcx / transformers, above 1 means arcx is faster);
 - MFU: model FLOPs per second over the machine's measured matmul peak. Model FLOPs per
-  forward = 2 * (matmul parameters, LM head included) * tokens + 4 * layers * T * (heads *
-  head_dim) * tokens (the attention scores and the weighted sum, non-causal count). The peak
-  is the best of JAX and PyTorch on a square matmul in the benchmark's dtype, measured
-before and after every shape.
+  forward = 2 * (matmul parameters, LM head included) * tokens + 2 * layers * (heads *
+  head_dim) * T * (T + 1) per row (the attention scores and the weighted sum over the causal
+  triangle only). The peak is the best of JAX and PyTorch on a square matmul in the
+  benchmark's dtype, measured before and after every shape.
 The two implementations' timed calls alternate, so background load hits both alike.
 """
 
@@ -28,14 +34,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from machine import describe
 from safetensors.numpy import save_file
 
-from arcx.model import Capture, Qwen2Config, forward, make_mesh
+from arcx.model import Capture, ModelConfig, forward, make_mesh
 from arcx.model.params import load_params
 from arcx.model.tiny import random_weights, tiny_config
 
@@ -61,7 +69,8 @@ SHAPES = {
         tie=True,
     ),
 }
-DEFAULT_RUNS = {"tiny": (8, 256), "qwen2.5-0.5b-width": (2, 128)}  # (batch, sequence length)
+# (batch, sequence length) per shape: ARC prompts reach 4-8k tokens
+DEFAULT_RUNS = {"tiny": [(8, 256)], "qwen2.5-0.5b-width": [(1, 2048), (1, 8192)]}
 
 
 def _timed(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -114,18 +123,34 @@ def matmul_peak(dtype: str, torch_device: str, n: int = 2048) -> tuple[float, fl
     return 2 * n**3 / t_jax, 2 * n**3 / t_torch
 
 
-def model_flops(cfg: Qwen2Config, batch: int, seq: int) -> float:
+def model_flops(cfg: ModelConfig, batch: int, seq: int) -> float:
     d, hd = cfg.hidden_size, cfg.head_dim
     q, kv = cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd
     per_layer = d * q + 2 * d * kv + q * d + 3 * d * cfg.intermediate_size
     matmul_params = cfg.num_hidden_layers * per_layer + d * cfg.vocab_size
     tokens = batch * seq
-    return 2 * matmul_params * tokens + 4 * cfg.num_hidden_layers * seq * q * tokens
+    causal_pairs = batch * seq * (seq + 1) // 2
+    return 2 * matmul_params * tokens + 4 * cfg.num_hidden_layers * q * causal_pairs
 
 
-def bench_shape(name: str, batch: int, seq: int, reps: int, dtype: str, torch_device: str) -> dict:
+def _compile_seconds(fn: Callable, *args: object, **kwargs: object) -> float:
+    t0 = time.perf_counter()
+    fn.lower(*args, **kwargs).compile()
+    return time.perf_counter() - t0
+
+
+def bench_shape(
+    name: str,
+    runs: list[tuple[int, int]],
+    reps: int,
+    dtype: str,
+    torch_device: str,
+    *,
+    attention: str,
+    unrolled: bool,
+) -> list[dict]:
     import torch
-    from transformers import Qwen2ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     s = SHAPES[name]
     raw = tiny_config(
@@ -143,45 +168,65 @@ def bench_shape(name: str, batch: int, seq: int, reps: int, dtype: str, torch_de
         d = Path(tmp)
         (d / "config.json").write_text(json.dumps(raw))
         save_file(random_weights(raw, seed=0), str(d / "model.safetensors"))
-        cfg = Qwen2Config.from_file(d / "config.json")
+        cfg = ModelConfig.from_file(d / "config.json")
         model = load_params(d, cfg, make_mesh(1, devices=jax.devices()[:1]), dtype)
         hf = (
-            Qwen2ForCausalLM.from_pretrained(str(d), dtype=getattr(torch, dtype))
+            AutoModelForCausalLM.from_pretrained(str(d), dtype=getattr(torch, dtype))
             .eval()
             .to(torch_device)
         )
 
-    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (batch, seq)).astype(np.int32)
-    mask = np.ones_like(ids)
     n = cfg.num_hidden_layers
     capture = Capture(("resid_post",), (0, n // 2, n - 1))
-    step = jax.jit(forward, static_argnums=3)
-    j_ids, j_mask = jnp.asarray(ids), jnp.asarray(mask)
+    static = dict(capture=capture, attention_impl=attention)
+    step = jax.jit(partial(forward, **static))
+    rows = []
+    for batch, seq in runs:
+        ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (batch, seq)).astype(np.int32)
+        j_ids = jnp.asarray(ids)
+        seg = jnp.ones_like(j_ids)
+        pos = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (batch, seq))
+        compile_scan = _compile_seconds(step, model, j_ids, segment_ids=seg, positions=pos)
+        compile_unrolled = (
+            _compile_seconds(
+                jax.jit(partial(forward, unroll=True, **static)),
+                model,
+                j_ids,
+                segment_ids=seg,
+                positions=pos,
+            )
+            if unrolled
+            else float("nan")
+        )
 
-    def run_arcx() -> None:
-        jax.block_until_ready(step(model, j_ids, j_mask, capture))
+        def run_arcx(j_ids: jax.Array = j_ids, seg: jax.Array = seg, pos: jax.Array = pos) -> None:
+            jax.block_until_ready(step(model, j_ids, segment_ids=seg, positions=pos))
 
-    t_ids = torch.tensor(ids, dtype=torch.long, device=torch_device)
-    t_mask = torch.tensor(mask, dtype=torch.long, device=torch_device)
+        t_ids = torch.tensor(ids, dtype=torch.long, device=torch_device)
+        t_mask = torch.ones_like(t_ids)
 
-    def run_hf() -> None:
-        with torch.inference_mode():
-            out = hf(input_ids=t_ids, attention_mask=t_mask, output_hidden_states=True)
-            out.logits.sum().item()  # waits for an accelerator
+        def run_hf(t_ids: object = t_ids, t_mask: object = t_mask) -> None:
+            with torch.inference_mode():
+                out = hf(input_ids=t_ids, attention_mask=t_mask, output_hidden_states=True)
+                out.logits.sum().item()  # waits for an accelerator
 
-    compile_s, arcx_s, hf_s = _interleaved(run_arcx, run_hf, reps)
-    tokens = batch * seq
-    flops = model_flops(cfg, batch, seq)
-    return {
-        "shape": name,
-        "batch x seq": f"{batch}x{seq}",
-        "compile s": compile_s - arcx_s,
-        "arcx tok/s": tokens / arcx_s,
-        "hf tok/s": tokens / hf_s,
-        "ratio": hf_s / arcx_s,
-        "arcx GFLOP/s": flops / arcx_s / 1e9,
-        "hf GFLOP/s": flops / hf_s / 1e9,
-    }
+        _, arcx_s, hf_s = _interleaved(run_arcx, run_hf, reps)
+        tokens = batch * seq
+        flops = model_flops(cfg, batch, seq)
+        rows.append(
+            {
+                "shape": name,
+                "batch x seq": f"{batch}x{seq}",
+                "compile s scan": compile_scan,
+                "compile s unrolled": compile_unrolled,
+                "arcx tok/s": tokens / arcx_s,
+                "hf tok/s": tokens / hf_s,
+                "ratio": hf_s / arcx_s,
+                "arcx GFLOP/s": flops / arcx_s / 1e9,
+                "hf GFLOP/s": flops / hf_s / 1e9,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -191,11 +236,24 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    p.add_argument("--batch", type=int, help="override the batch size of every shape")
-    p.add_argument("--seq", type=int, help="override the sequence length of every shape")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        help="BATCHxSEQ runs for every shape instead of the defaults (e.g. 1x2048 1x8192)",
+    )
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--attention", default="auto", help="arcx's attention implementation (attention.py)"
+    )
+    p.add_argument(
+        "--no-unrolled",
+        dest="unrolled",
+        action="store_false",
+        help="skip compiling the unrolled baseline",
+    )
     args = p.parse_args()
+    override = [tuple(int(x) for x in r.split("x")) for r in args.runs] if args.runs else None
 
     torch_device = "cuda" if torch.cuda.is_available() and jax.default_backend() == "gpu" else "cpu"
     peaks = [matmul_peak(args.dtype, torch_device)]
@@ -204,13 +262,17 @@ def main() -> None:
         f"jax {jax.__version__} on {dev.platform} ({getattr(dev, 'device_kind', '')}), torch {torch.__version__} "
         f"on {torch_device}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}"
     )
+    print(f"machine: {describe()}; arcx attention: {args.attention}")
     rows = []
     for name in args.shapes:
-        batch, seq = DEFAULT_RUNS[name]
-        rows.append(
-            bench_shape(
-                name, args.batch or batch, args.seq or seq, args.reps, args.dtype, torch_device
-            )
+        rows += bench_shape(
+            name,
+            override or DEFAULT_RUNS[name],
+            args.reps,
+            args.dtype,
+            torch_device,
+            attention=args.attention,
+            unrolled=args.unrolled,
         )
         peaks.append(matmul_peak(args.dtype, torch_device))
     # The best matmul rate seen (before and after each shape), so MFU is never flattered by a
@@ -226,7 +288,8 @@ def main() -> None:
         r["hf MFU"] = r["hf GFLOP/s"] * 1e9 / peak
     cols = list(rows[0])
     fmt = {
-        "compile s": "{:.2f}",
+        "compile s scan": "{:.2f}",
+        "compile s unrolled": "{:.2f}",
         "arcx tok/s": "{:.0f}",
         "hf tok/s": "{:.0f}",
         "ratio": "{:.2f}",

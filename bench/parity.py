@@ -1,8 +1,9 @@
-"""How close arcx is to transformers' PyTorch Qwen2 (fp32 reference), in fp32 and bf16.
+"""How close arcx is to transformers' PyTorch models (fp32 reference), in fp32 and bf16.
 
-    python bench/parity.py
+    python bench/parity.py [--seq 32]
 
-For random tiny checkpoints of the test shapes, runs 2 x 32 random tokens through
+For random tiny checkpoints of the test shapes (Qwen2, Qwen3, Llama), runs 2 x SEQ random
+tokens through
 transformers in fp32 (forward hooks give every site at every layer) and through arcx in
 float32 and bfloat16, and prints the largest absolute error over all activations, that
 error relative to the site's largest magnitude, the largest logit error, and how often
@@ -17,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import torch
-from transformers import Qwen2ForCausalLM
+from transformers import AutoModelForCausalLM
 
 from arcx.model import SITES, Capture, forward, load_model, make_mesh
 from arcx.model.tiny import make_tiny_model
@@ -32,11 +33,13 @@ SHAPES = {
         hidden_size=96, num_layers=2, num_heads=6, num_kv_heads=2, intermediate_size=64,
         rope_theta=100.0, seed=2,
     ),
+    "qwen3_qknorm_hd32": dict(model_type="qwen3", seed=4),
+    "llama_llama3rope_untied": dict(model_type="llama", tie_word_embeddings=False, seed=5),
 }  # fmt: skip
 
 
 def reference(path: Path, ids: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    model = Qwen2ForCausalLM.from_pretrained(str(path), attn_implementation="eager").eval()
+    model = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="eager").eval()
     acts: dict[str, np.ndarray] = {}
 
     def keep(name: str, take):
@@ -61,6 +64,11 @@ def reference(path: Path, ids: np.ndarray) -> tuple[dict[str, np.ndarray], np.nd
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seq", type=int, default=32, help="tokens per row (2 rows)")
+    args = p.parse_args()
     step = jax.jit(forward, static_argnums=3)
     print(
         "| shape | arcx dtype | max abs err, activations | relative to site max | max abs err, logits | max abs logit | argmax agreement |"
@@ -69,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, kw in SHAPES.items():
             path = make_tiny_model(Path(tmp) / name, **kw)
-            ids = np.random.default_rng(9).integers(3, 590, (2, 32)).astype(np.int32)
+            ids = np.random.default_rng(9).integers(3, 590, (2, args.seq)).astype(np.int32)
             ref, ref_logits = reference(path, ids)
             for dtype in ("float32", "bfloat16"):
                 lm = load_model(str(path), mesh=make_mesh(), dtype=dtype)

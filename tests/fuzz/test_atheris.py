@@ -16,7 +16,7 @@ pytest.importorskip("atheris")  # requirements-dev.txt installs it; a bare runti
 
 TARGETS_FILE = Path(__file__).with_name("atheris_targets.py")
 TARGETS = ["task_row", "json_elements", "encoder_spec", "answer", "safetensors_header", "marker",
-           "manifest"]  # fmt: skip
+           "manifest", "job_config"]  # fmt: skip
 RUNS = 3000
 
 

@@ -55,3 +55,28 @@ def test_plain_shard_names_still_load(tmp_path: Path) -> None:
     write_index(d, {"x": "model-00001-of-00001.safetensors"})
     (d / "model-00001-of-00001.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
     assert SafetensorsReader.from_dir(d).names() == set()
+
+
+def _safetensors(length: int, header: bytes, data: bytes = b"") -> bytes:
+    return length.to_bytes(8, "little") + header + data
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        _safetensors(2**63 - 1, b"{}"),  # would ask read() for 8 EiB
+        _safetensors(2**64 - 1, b"{}"),
+        _safetensors(100_000_001, b"{}"),  # over safetensors' own 100 MB header limit
+        _safetensors(50, b"{}"),  # past the end of the file
+        _safetensors(2, b"[]"),  # a header that is not an object
+        _safetensors(4, b'{"a"'),
+        _safetensors(11, b'{"t": 1.5}'),
+        b"\x01\x02",
+    ],
+)
+def test_a_hostile_safetensors_header_is_a_load_error(tmp_path: Path, content: bytes) -> None:
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors"):
+        SafetensorsReader.from_dir(d)

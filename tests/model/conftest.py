@@ -1,4 +1,4 @@
-"""Fixtures for the model tests: random tiny Qwen2 checkpoints made locally, and helpers."""
+"""Fixtures for the model tests: random tiny checkpoints of each family made locally, and helpers."""
 
 from __future__ import annotations
 
@@ -41,6 +41,21 @@ SHAPES = {
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-models")
     return {name: make_tiny_model(root / name, **kw) for name, kw in SHAPES.items()}
+
+
+# One tiny checkpoint per family (make_tiny_model's family defaults: Qwen3 with head_dim 32
+# != hidden / heads, Llama with llama3 RoPE scaling), 2 layers so 8k-token rows stay fast.
+FAMILY_SHAPES = {
+    "qwen2": dict(model_type="qwen2", num_layers=2, rope_theta=1_000_000.0, seed=3),
+    "qwen3": dict(model_type="qwen3", num_layers=2, num_heads=2, num_kv_heads=1, seed=4),
+    "llama": dict(model_type="llama", num_layers=2, tie_word_embeddings=False, seed=5),
+}
+
+
+@pytest.fixture(scope="session")
+def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("family-models")
+    return {name: make_tiny_model(root / name, **kw) for name, kw in FAMILY_SHAPES.items()}
 
 
 @pytest.fixture(scope="session")

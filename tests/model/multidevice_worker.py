@@ -34,7 +34,7 @@ def main(model_dir: str, inputs: str, out: str, model_axis: int) -> None:
         eos_token_ids=lm.eos_token_ids,
         pad_token_id=lm.pad_token_id,
     )
-    q = lm.model.layers[0].attn.q_kernel[...]
+    q = lm.model.layers.attn.q_kernel[...]  # [L, D, H * hd]
     info = {
         "mesh": dict(mesh.shape),
         "q_spec": [str(a) for a in q.sharding.spec],

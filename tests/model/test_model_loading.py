@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from arcx.cli import main as arcx_main
-from arcx.model import Capture, ModelLoadError, Qwen2Config, forward, load_model, make_mesh
+from arcx.model import Capture, ModelConfig, ModelLoadError, forward, load_model, make_mesh
 from arcx.model.params import load_params
 
 _jit_forward = jax.jit(forward, static_argnums=3)
@@ -65,7 +65,7 @@ def test_sharded_checkpoint_with_index_loads_the_same_weights(tiny_dir, tmp_path
         np.asarray(three.model.embed[...]), tensors["model.embed_tokens.weight"]
     )
     np.testing.assert_array_equal(
-        np.asarray(three.model.layers[1].attn.q_kernel[...]),
+        np.asarray(three.model.layers.attn.q_kernel[...][1]),
         tensors["model.layers.1.self_attn.q_proj.weight"].T,
     )
 
@@ -119,7 +119,10 @@ def test_unexpected_tensor_is_rejected(tiny_dir, tmp_path):
 
 def test_unsupported_architecture_is_rejected(tiny_dir, tmp_path):
     d = _copy_model(tiny_dir, tmp_path / "arch")
-    _rewrite_config(d, architectures=["LlamaForCausalLM"], model_type="llama")
+    _rewrite_config(d, architectures=["GPT2LMHeadModel"], model_type="gpt2")
+    with pytest.raises(ModelLoadError, match=r"unsupported model_type 'gpt2'; arcx runs"):
+        load_model(str(d), mesh=make_mesh())
+    _rewrite_config(d, architectures=["LlamaForCausalLM"], model_type="qwen2")
     with pytest.raises(ModelLoadError, match=r"unsupported architecture \['LlamaForCausalLM'\]"):
         load_model(str(d), mesh=make_mesh())
 
@@ -143,7 +146,7 @@ def test_missing_path_and_missing_weights(tmp_path):
     with pytest.raises(
         ModelLoadError, match=r"no model\.safetensors or model\.safetensors\.index\.json"
     ):
-        load_params(tmp_path, Qwen2Config.from_file(tmp_path / "config.json"), make_mesh())
+        load_params(tmp_path, ModelConfig.from_file(tmp_path / "config.json"), make_mesh())
 
 
 def test_both_config_layouts_give_the_same_config(tiny_dir):
@@ -152,12 +155,12 @@ def test_both_config_layouts_give_the_same_config(tiny_dir):
     old = {k: v for k, v in new.items() if k != "rope_parameters"}
     old["rope_theta"] = 1234.5
     old["rope_scaling"] = None
-    a, b = Qwen2Config.from_dict(new), Qwen2Config.from_dict(old)
-    assert a == b and a.rope_theta == 1234.5 and a.head_dim == 16
+    a, b = ModelConfig.from_dict(new), ModelConfig.from_dict(old)
+    assert a == b and a.rope.theta == 1234.5 and a.head_dim == 16
     with pytest.raises(ModelLoadError, match="rope type 'yarn' is not supported"):
-        Qwen2Config.from_dict({**old, "rope_scaling": {"type": "yarn", "factor": 4.0}})
+        ModelConfig.from_dict({**old, "rope_scaling": {"type": "yarn", "factor": 4.0}})
     with pytest.raises(ModelLoadError, match="use_sliding_window"):
-        Qwen2Config.from_dict({**old, "use_sliding_window": True})
+        ModelConfig.from_dict({**old, "use_sliding_window": True})
 
 
 def test_rope_theta_changes_the_output(tiny_dir, tmp_path, make_batch):
@@ -243,7 +246,7 @@ def test_hf_source_reads_the_offline_cache(tiny_dir, tmp_path, monkeypatch):
 
 def test_make_tiny_model_command(tmp_path):
     assert arcx_main(["make-tiny-model", str(tmp_path / "m"), "--num-layers", "2", "--untied"]) == 0
-    cfg = Qwen2Config.from_file(tmp_path / "m" / "config.json")
+    cfg = ModelConfig.from_file(tmp_path / "m" / "config.json")
     assert cfg.num_hidden_layers == 2 and not cfg.tie_word_embeddings
     assert cfg.vocab_size % 64 == 0
     lm = load_model(str(tmp_path / "m"), mesh=make_mesh())

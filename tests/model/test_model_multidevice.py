@@ -60,10 +60,13 @@ def test_four_devices_match_one(model_axis, four_device_runs, tiny_dir):
     assert info["mesh"] == {"data": 4 // model_axis, "model": model_axis}
     assert info["logits_devices"] == 4
     if model_axis == 2:  # heads and vocabulary split over "model", halves on each device
-        assert info["q_spec"] == ["None", "model"] and info["embed_spec"] == ["model", "None"]
-        assert info["q_shard_shape"] == [64, 32]
+        assert info["q_spec"] == ["None", "None", "model"] and info["embed_spec"] == [
+            "model",
+            "None",
+        ]
+        assert info["q_shard_shape"] == [4, 64, 32]
     else:
-        assert info["q_spec"] == ["None", "None"] and info["q_shard_shape"] == [64, 64]
+        assert info["q_spec"] == ["None", "None", "None"] and info["q_shard_shape"] == [4, 64, 64]
 
     n = lm.config.num_hidden_layers
     cap = Capture(("resid_pre", "attn_out", "resid_post"), (0, n - 1))

@@ -28,7 +28,7 @@ _jit_forward = jax.jit(forward, static_argnums=3)
 
 
 def _hf_model(path: Path, dtype: torch.dtype = torch.float32):
-    model = transformers.Qwen2ForCausalLM.from_pretrained(
+    model = transformers.AutoModelForCausalLM.from_pretrained(
         str(path), dtype=dtype, attn_implementation="eager"
     )
     return model.eval()
@@ -247,7 +247,7 @@ def test_linear_rope_scaling_matches_transformers(tiny_dir, tmp_path, make_batch
     cfg["rope_parameters"] = {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0}
     (d / "config.json").write_text(json.dumps(cfg))
     lm = load_model(str(d), mesh=make_mesh())
-    assert lm.config.rope_type == "linear" and lm.config.rope_factor == 4.0
+    assert lm.config.rope.type == "linear" and lm.config.rope.factor == 4.0
     ids, mask = make_batch(lm.config.vocab_size, [20, 20], side="right", seed=12)
     ours = _jit_forward(lm.model, ids, mask, Capture(("resid_post",), (0,)))
     ref, out = _hf_sites(_hf_model(d), ids, mask)

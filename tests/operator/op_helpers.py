@@ -62,6 +62,12 @@ CONFIG_RULE_MIRRORS: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.extraction.positions",
         "needs teacherForcing: true",
     ),
+    (
+        "scoring-without-teacher-forcing",
+        {"extraction.scoring": True, "extraction.teacherForcing": False},
+        "spec.extraction.scoring",
+        "scoring: true needs teacherForcing: true",
+    ),
     ("empty-output-uri", {"output.uri": "  "}, "spec.output.uri", "must not be empty"),
     ("s3-output-uri", {"output.uri": "s3://bucket/x"}, "spec.output.uri", "unsupported URI"),
     (

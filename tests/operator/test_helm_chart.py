@@ -262,3 +262,17 @@ def test_plain_manifests_parse_and_are_namespaced() -> None:
         for obj in yaml.safe_load_all(path.read_text()):
             if obj["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
                 assert obj["metadata"]["namespace"] == "arcx-system", path
+
+
+def test_the_admission_policy_is_opt_in_and_mirrors_the_values(helm: Path) -> None:
+    """Off by default (the operator enforces the policy either way); when on, one CEL rule
+    per forbidden volume type, and none for an allowed one."""
+    assert not any(o["kind"].startswith("ValidatingAdmissionPolicy") for o in _template(helm))
+    objs = _template(helm, "--set", "policy.admission.enabled=true")
+    vap = _one(objs, "ValidatingAdmissionPolicy")
+    _one(objs, "ValidatingAdmissionPolicyBinding")
+    rules = " ".join(v["expression"] for v in vap["spec"]["validations"])
+    for kind in ("hostPath", "secret", "projected", "nfs"):
+        assert f"has(v.{kind})" in rules
+    for kind in DEFAULT_VOLUME_TYPES:
+        assert f"has(v.{kind})" not in rules

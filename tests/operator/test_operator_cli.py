@@ -40,3 +40,15 @@ def test_unreadable_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "cannot load Kubernetes credentials" in proc.stderr and "--kubeconfig" in proc.stderr
+
+
+def test_an_unusable_policy_flag_is_a_clear_error() -> None:
+    exe = Path(sys.executable).parent / "arcx-operator"
+    proc = subprocess.run(
+        [str(exe), "--allowed-volume-types=persistentVolumeClaim,hostpath", "--health-port=0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--allowed-volume-types: unknown volume type(s) hostpath" in proc.stderr

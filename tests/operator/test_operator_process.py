@@ -122,7 +122,8 @@ def test_suspended_job_gets_owned_config_map_and_jobset(
     assert all(c["lastTransitionTime"] for c in conds.values())
     assert conds["OutputMounted"]["status"] == "True", conds["OutputMounted"]
     pod = js["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["job-config", "data"]
+    assert [v["name"] for v in pod["volumes"]] == ["job-config", "arcx-home", "arcx-tmp", "data"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
 
     events = cluster.kube.get(
         f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=held"

@@ -185,3 +185,16 @@ def test_a_malformed_manifest_is_one_typed_error(tmp_path: Path, manifest: bytes
 def test_an_empty_uri_is_a_read_error_not_the_working_directory() -> None:
     with pytest.raises(StoreReadError):
         reader_for("")
+
+
+def test_the_operator_reads_stores_without_numpy_or_jax() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('numpy', 'ml_dtypes', 'jax', 'google_crc32c'): sys.modules[m] = None\n"
+        "import arcx_operator.progress, arcx_store.units, arcx_store.backends.local\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

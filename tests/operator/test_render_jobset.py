@@ -352,6 +352,7 @@ def test_job_pods_run_as_the_images_user_with_nothing_extra() -> None:
         "runAsUser": c.JOB_USER_ID,
         "runAsGroup": c.JOB_GROUP_ID,
         "fsGroup": c.JOB_GROUP_ID,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     (container,) = pod["containers"]

@@ -96,3 +96,27 @@ def test_an_unreadable_store_is_a_condition(
     cond = _reconcile(tmp_path, monkeypatch)["StoreReadable"]
     assert cond["status"] == "False"
     assert cond["reason"] in ("StoreUnreadable", "MalformedStore")
+
+
+@pytest.mark.parametrize("marker", [b"[1, 2]", b"\xff\xfe", b"{}", b"null"])
+def test_a_malformed_marker_is_not_counted_and_not_an_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: bytes
+) -> None:
+    (tmp_path / layout.MANIFEST).write_bytes(_manifest(2))
+    key = tmp_path / layout.marker_key(0)
+    key.parent.mkdir(parents=True)
+    key.write_bytes(marker)
+    monkeypatch.setattr(handlers.kopf, "event", lambda *a, **k: None)
+    body = as_stored(load_sample("cpu-2x2.yaml"), uid="u-1")
+    body["spec"]["output"]["uri"] = str(tmp_path)
+    ctx = handlers.Context(
+        kube=ExistingJobSetKube("u-1"),  # type: ignore[arg-type]
+        metrics=Metrics(),
+        health=Health(),
+        progress=ProgressReader(min_interval_s=0),
+    )
+    status = handlers.reconcile(ctx, body)
+    assert status is not None
+    assert status["progress"]["unitsTotal"] == 2 and status["progress"]["unitsCommitted"] == 0
+    conds = {x["type"]: x for x in status["conditions"]}
+    assert conds["StoreReadable"]["status"] == "True"

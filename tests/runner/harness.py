@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from arcx_store import layout
 from arcx_store.parts import decode_part
 
 from arcx.runner.demo import launch
+
+# Tensors of a whole part, not of its token rows: statistics of the part's rows (they
+# depend on how sequences were split over hosts and units) and per-sequence augmentations.
+PER_PART = (f"{layout.STATS_PREFIX}.", "seq.")
 
 TEST_TIMEOUT_S = 240
 
@@ -79,10 +84,15 @@ def logs(log_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("process-*.log")))
 
 
+def marker_paths(store: Path) -> list[Path]:
+    """Every commit marker of a local store, in unit order."""
+    return sorted((store / layout.UNITS_DIR).glob(f"*/{layout.MARKER_NAME}"))
+
+
 def committed_files(store: Path) -> dict[str, bytes]:
     """Every file under units/ and predictions/ (what a committed store holds), by relative path."""
     out = {}
-    for sub in ("units", "predictions"):
+    for sub in (layout.UNITS_DIR, layout.PREDICTIONS_DIR):
         for p in sorted((store / sub).rglob("*")):
             if p.is_file():
                 out[p.relative_to(store).as_posix()] = p.read_bytes()
@@ -94,7 +104,7 @@ def sequences(store: Path) -> dict[tuple[str, int], dict[str, bytes]]:
 
     Raises if a sequence appears twice (a task repeated)."""
     out: dict[tuple[str, int], dict[str, bytes]] = {}
-    for marker_path in sorted((store / "units").glob("*/COMMITTED")):
+    for marker_path in marker_paths(store):
         marker = json.loads(marker_path.read_text())
         for part in marker["parts"]:
             tensors, meta = decode_part((store / part["key"]).read_bytes())
@@ -105,6 +115,6 @@ def sequences(store: Path) -> dict[tuple[str, int], dict[str, bytes]]:
                 out[key] = {
                     n: t[off[j] : off[j + 1]].tobytes()
                     for n, t in tensors.items()
-                    if n != "offsets"
+                    if n != "offsets" and not n.startswith(PER_PART)
                 }
     return out

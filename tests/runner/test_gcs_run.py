@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from arcx.runner import layout
 from arcx.runner.verify import verify_store
 from arcx.storage.gcs import GCSStorage
 from tests.runner import harness
@@ -46,7 +47,9 @@ def test_two_processes_write_to_gcs_through_faults(
         report = verify_store(admin)
         assert report.ok, report.problems
         got = {
-            k: admin.read_bytes(k) for k in admin.list() if k.startswith(("units/", "predictions/"))
+            k: admin.read_bytes(k)
+            for k in admin.list()
+            if k.startswith((f"{layout.UNITS_DIR}/", f"{layout.PREDICTIONS_DIR}/"))
         }
         assert got == reference
         assert os.environ["STORAGE_EMULATOR_HOST"] == endpoint

@@ -76,3 +76,16 @@ def test_the_worked_example_in_docs_sae_md(store: Path) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries >= 5
+
+
+@pytest.mark.gcs
+def test_a_gs_store_reads_the_same_as_the_local_one(store: Path, gcs_client) -> None:
+    bucket = gcs_client.create_bucket("notebook")
+    for path in sorted(p for p in store.rglob("*") if p.is_file()):
+        bucket.blob(f"runs/r1/{path.relative_to(store).as_posix()}").upload_from_filename(path)
+    local, remote = arcx.open_store(str(store)), arcx.open_store("gs://notebook/runs/r1")
+    assert remote.tasks == local.tasks and remote.names == local.names
+    for a, b in zip(local, remote, strict=True):
+        assert (a.task_id, a.test_index) == (b.task_id, b.test_index)
+        assert a.token_ids.tobytes() == b.token_ids.tobytes()
+        assert all(a[n].tobytes() == b[n].tobytes() for n in local.names)

@@ -45,6 +45,10 @@ def test_buckets_are_few_aligned_and_end_at_max():
         batching.bucket_for(9000, b)
 
 
+def _seqs(rows) -> list[int]:
+    return [seg.seq for row in rows for seg in row]
+
+
 @given(
     st.lists(st.integers(1, 2048), min_size=0, max_size=60),
     st.sampled_from([2048, 4096, 16384]),
@@ -55,17 +59,15 @@ def test_batches_hold_every_sequence_once_within_budget(lengths, budget, n_shard
     batches = batching.plan_batches(
         lengths, buckets=buckets, tokens_per_batch=budget, n_shards=n_shards
     )
-    rows = [r for b in batches for r in b.rows if r is not None]
-    assert sorted(rows) == list(range(len(lengths)))
+    assert sorted(_seqs(r for b in batches for r in b.rows)) == list(range(len(lengths)))
     for b in batches:
         assert b.num_rows % n_shards == 0
         assert (b.num_rows // n_shards) * b.length <= max(budget, b.length)
-        assert all(lengths[r] <= b.length for r in b.rows if r is not None)
+        assert all(len(row) <= 1 for row in b.rows)  # one sequence per row: unpacked
+        assert all(lengths[s] <= b.length for s in _seqs(b.rows))
         assert b.length in buckets
         # No sequence is padded past its own bucket.
-        assert all(
-            batching.bucket_for(lengths[r], buckets) == b.length for r in b.rows if r is not None
-        )
+        assert all(batching.bucket_for(lengths[s], buckets) == b.length for s in _seqs(b.rows))
 
 
 @given(st.lists(st.integers(1, 2048), min_size=1, max_size=40))
@@ -79,19 +81,19 @@ def test_each_shard_sees_the_same_batches_whatever_the_shard_count(lengths):
         for b in batching.plan_batches(lengths, buckets=buckets, tokens_per_batch=4096, n_shards=n):
             for s in range(n):
                 rows = b.shard_rows(s)
-                if any(r is not None for r in rows):
+                if _seqs(rows):
                     out.append((b.length, rows))
-        return sorted(out, key=lambda x: min(r for r in x[1] if r is not None))
+        return sorted(out, key=lambda x: min(_seqs(x[1])))
 
-    expected = sorted(
-        ((b.length, b.rows) for b in one), key=lambda x: min(r for r in x[1] if r is not None)
-    )
+    expected = sorted(((b.length, b.rows) for b in one), key=lambda x: min(_seqs(x[1])))
     for n in (2, 4, 8):
         assert shard_batches(n) == expected
 
 
 def test_gather_keeps_exactly_the_requested_positions_padded_to_a_common_count():
-    batch = batching.Batch(128, (0, 1, None, 2), n_shards=2)
+    seg = batching.Segment
+    rows = ((seg(0, 0, 5),), (seg(1, 0, 4),), (), (seg(2, 0, 40),))
+    batch = batching.Batch(128, rows, n_shards=2)
     keep = [np.arange(5), np.array([3]), np.arange(10, 40)]
     g = batching.plan_gather(batch, keep)
     assert g.counts == (6, 30)
@@ -99,6 +101,15 @@ def test_gather_keeps_exactly_the_requested_positions_padded_to_a_common_count()
     assert list(g.rows[0, :6]) == [0] * 5 + [1] and list(g.cols[0, :6]) == [0, 1, 2, 3, 4, 3]
     assert list(g.rows[1, :30]) == [1] * 30 and list(g.cols[1, :30]) == list(range(10, 40))
     assert g.seq_counts == (((0, 5), (1, 1)), ((2, 30),))
+
+
+def test_gather_shifts_a_packed_segment_by_its_start():
+    seg = batching.Segment
+    batch = batching.Batch(64, ((seg(0, 0, 10), seg(1, 10, 20)),))
+    g = batching.plan_gather(batch, [np.array([0, 9]), np.array([0, 5, 19])])
+    assert list(g.rows[0, :5]) == [0] * 5
+    assert list(g.cols[0, :5]) == [0, 9, 10, 15, 29]
+    assert g.seq_counts == (((0, 2), (1, 3)),)
 
 
 def test_round_count_is_bounded_and_never_below_n():
@@ -164,3 +175,26 @@ def test_pod_environment_contract():
 def test_bad_pod_environment_is_a_config_error(env, message):
     with pytest.raises(ConfigError, match=message):
         read_cluster_env(env)
+
+
+def _config(**extraction):
+    from arcx.config import parse_config
+
+    return parse_config(
+        {
+            "model": {"source": "m"},
+            "dataset": {"source": "d"},
+            "extraction": {"layers": [0], **extraction},
+            "output": {"uri": "o"},
+        }
+    )
+
+
+def test_scoring_follows_teacher_forcing_unless_set_and_needs_an_answer():
+    assert _config().extraction.scoring is True
+    assert _config(teacherForcing=False).extraction.scoring is False
+    assert _config(scoring=False).extraction.scoring is False
+    # resolved before the hash: unset and the same explicit value are one job
+    assert _config().output_hash() == _config(scoring=True).output_hash()
+    with pytest.raises(ConfigError, match="scoring: true needs teacherForcing"):
+        _config(scoring=True, teacherForcing=False)

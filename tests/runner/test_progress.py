@@ -122,3 +122,40 @@ def test_one_switch_picks_json_or_bars(monkeypatch):
     t.update(3)
     t.close()
     assert "3/4 units" in bar_out.getvalue()
+
+
+def test_verify_and_export_report_progress_as_json_events(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from tests.sae.stores import build_store, tokenizer_dir
+
+    built = build_store(
+        tmp_path / "s", model_source=str(tokenizer_dir(tmp_path / "model")), units=3, hosts=1
+    )
+
+    def arcx(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "arcx.cli", "--log-format", "json", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def last(stderr: str, name: str) -> dict:
+        events = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
+        return [e for e in events if e["event"] == name][-1]
+
+    res = arcx("verify", str(built.root))
+    assert res.returncode == 0, res.stderr
+    done = last(res.stderr, "verify-progress")
+    assert (done["units"], done["unitsTotal"]) == (3, 3)
+    res = arcx(
+        "export-saelens", str(built.root), "--out", str(tmp_path / "x"), "--layer", "3",
+        "--context-size", "16", "--keep-special-tokens",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = int(re.search(r"wrote (\d+) rows", res.stdout).group(1))
+    done = last(res.stderr, "export-progress")
+    assert done["rows"] == rows > 0 and done["tokens"] == 16 * rows

@@ -33,7 +33,7 @@ def test_one_process_writes_a_store_that_verifies(run_store, arc_tasks):
     manifest = json.loads((store / layout.MANIFEST).read_text())
     assert len(manifest["plan"]["units"]) == 8 and manifest["dModel"] == 64
     seqs = harness.sequences(store)
-    markers = [json.loads(p.read_text()) for p in sorted((store / "units").glob("*/COMMITTED"))]
+    markers = [json.loads(p.read_text()) for p in harness.marker_paths(store)]
     assert len(markers) == 8
     skipped = [s for m in markers for s in m["skipped"]]
     # every test input of the 8 tasks is either stored or reported as too long
@@ -61,10 +61,10 @@ def test_several_processes_store_the_same_activations_as_one(run_store, processe
     many = harness.sequences(many_store)
     assert many.keys() == one.keys()
     assert many == one  # bit for bit, every tensor of every sequence
-    parts = sorted(p.name for p in (many_store / "units" / "000000").glob("part-*"))
+    parts = sorted(p.name for p in (many_store / layout.unit_dir(0)).glob(f"{layout.PART_PREFIX}*"))
     assert parts == [layout.part_name(h) for h in range(processes)]
     assert harness.committed_files(many_store).keys() >= {
-        f"predictions/{u:06d}.jsonl" for u in range(8)
+        layout.predictions_key(u) for u in range(8)
     }
     for u in range(8):
         assert (many_store / layout.predictions_key(u)).read_bytes() == (
@@ -155,7 +155,7 @@ def test_unusable_inputs_exit_78_with_a_clear_message(
     code, log = run_one(tmp_path, cfg, jax_cache)
     assert code == exitcodes.CONFIG_ERROR, log[-2000:]
     assert message in log
-    assert not (tmp_path / "store" / "units").exists()
+    assert not (tmp_path / "store" / layout.UNITS_DIR).exists()
 
 
 def test_store_from_another_config_is_refused(
@@ -209,7 +209,7 @@ def test_two_slices_share_the_units_and_one_store(
     assert harness.run(
         cfg, 1, 1, harness.base_env(jax_cache, ARCX_SLICE_INDEX="1"), tmp_path / "s1"
     ) == [0]
-    assert sorted(p.parent.name for p in (store / "units").glob("*/COMMITTED")) == [
+    assert sorted(p.parent.name for p in harness.marker_paths(store)) == [
         f"{u:06d}" for u in (1, 3, 5, 7)
     ]
     assert harness.run(

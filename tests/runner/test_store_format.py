@@ -17,7 +17,7 @@ from arcx_store.errors import StorageError
 
 from arcx.config import parse_config
 from arcx.runner import manifest
-from arcx.runner.inspect_store import summarize_store
+from arcx.runner.inspect_store import format_summary, summarize_store, summary_json
 from arcx.runner.plan import plan_units
 from arcx.runner.verify import verify_store
 
@@ -33,8 +33,8 @@ def make_part(n_tokens: int, seed: int) -> tuple[bytes, dict]:
     rng = np.random.default_rng(seed)
     tensors = {
         "resid_post.1": rng.standard_normal((n_tokens, 8)).astype(ml_dtypes.bfloat16),
-        "token_ids": rng.integers(0, 100, n_tokens).astype(np.int32),
-        "offsets": np.array([0, n_tokens // 2, n_tokens], np.int64),
+        layout.TOKEN_IDS: rng.integers(0, 100, n_tokens).astype(np.int32),
+        layout.OFFSETS: np.array([0, n_tokens // 2, n_tokens], np.int64),
     }
     meta = {
         "unit": "0",
@@ -130,18 +130,18 @@ def test_verify_lists_missing_markers_parts_and_strays(tmp_path):
     store = build_store(tmp_path, units=2)
     (tmp_path / "store" / layout.marker_key(0)).unlink()
     (tmp_path / "store" / layout.part_key(1, 1)).unlink()
-    store.write_bytes(f"{layout.unit_dir(1)}/part-00007.safetensors", b"old attempt")
+    store.write_bytes(layout.part_key(1, 7), b"old attempt")
     report = verify_store(store)
     text = "\n".join(report.problems)
     assert "unit 0: not committed" in text
-    assert "part-00001.safetensors: missing" in text
+    assert f"{layout.part_name(1)}: missing" in text
     assert any("stray" in w for w in report.warnings)
     assert report.units_committed == 0
 
 
 def test_verify_of_something_that_is_not_a_store(tmp_path):
     report = verify_store(LocalStorage(tmp_path / "empty"))
-    assert not report.ok and "manifest.json is missing" in report.problems[0]
+    assert not report.ok and f"{layout.MANIFEST} is missing" in report.problems[0]
 
 
 def test_manifest_from_another_job_is_refused_with_what_differs(tmp_path):
@@ -190,12 +190,56 @@ def test_a_marker_is_written_once_and_a_different_one_is_an_error(tmp_path):
     with pytest.raises(StorageError, match="already exists with other content"):
         markers.commit_unit(store, 3, other)
     assert layout.unit_of_marker(layout.marker_key(3)) == 3
-    assert layout.unit_of_marker("units/000003/part-00000.safetensors") is None
+    assert layout.unit_of_marker(layout.part_key(3, 0)) is None
 
 
 def test_strays_of_an_older_attempt_are_removed_after_commit(tmp_path):
     store = build_store(tmp_path, units=1)
-    store.write_bytes(f"{layout.unit_dir(0)}/part-00005.safetensors", b"from 6 hosts")
+    store.write_bytes(layout.part_key(0, 5), b"from 6 hosts")
     removed = markers.remove_strays(store, 0, markers.read_marker(store, 0))
-    assert removed == [f"{layout.unit_dir(0)}/part-00005.safetensors"]
+    assert removed == [layout.part_key(0, 5)]
     assert verify_store(store).ok and not verify_store(store).warnings
+
+
+def test_a_refusal_names_the_config_fields_that_differ(tmp_path):
+    store = build_store(tmp_path)
+    changed = {**CONFIG, "extraction": {**CONFIG["extraction"], "layers": [0, 1]}}
+    other = manifest.build_manifest(
+        parse_config(changed),
+        dataset_fingerprint="f" * 64,
+        plan=plan_units(4, 2),
+        model=manifest.ModelFacts(8, 2, 64),
+    )
+    with pytest.raises(
+        manifest.StoreMismatch, match=r"config fields that differ: extraction\.layers"
+    ):
+        manifest.ensure_manifest(store, other)
+
+
+def test_inspect_reports_damaged_and_redone_units(tmp_path):
+    store = build_store(tmp_path)
+    part = tmp_path / "store" / layout.part_key(1, 0)
+    part.write_bytes(part.read_bytes()[:10])
+    s = summarize_store(store)
+    assert s.units_committed == 1 and list(s.damaged) == [1] and "has 10 bytes" in s.damaged[1]
+    assert "damaged    unit 1" in format_summary(s)
+    # a unit whose new marker records why it was redone
+    marker = json.loads(store.read_bytes(layout.marker_key(0)))
+    marker["redone"] = "the marker does not parse: ..."
+    (tmp_path / "store" / layout.marker_key(0)).write_text(json.dumps(marker))
+    assert summary_json(summarize_store(store))["unitsRedone"] == {"0": marker["redone"]}
+
+
+def test_the_manifest_and_inspect_say_whether_answers_are_scored(tmp_path):
+    store = build_store(tmp_path)
+    s = summarize_store(store)
+    assert s.manifest["scores"] is True and summary_json(s)["scores"] is True
+    assert "scores       yes" in format_summary(s)
+    unscored = {**CONFIG, "extraction": {**CONFIG["extraction"], "scoring": False}}
+    m = manifest.build_manifest(
+        parse_config(unscored),
+        dataset_fingerprint="f" * 64,
+        plan=plan_units(4, 2),
+        model=manifest.ModelFacts(8, 2, 64),
+    )
+    assert m["scores"] is False

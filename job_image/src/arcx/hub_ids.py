@@ -26,3 +26,19 @@ def hub_repo_id_problem(name: str, *, local_shadows: bool = True) -> str | None:
             "give a local path without hf://, or run from another directory"
         )
     return None
+
+
+def split_hf_model(source: str) -> tuple[str, str | None]:
+    """``hf://org/name[@rev]`` -> ("org/name", rev); ValueError says what is wrong.
+
+    huggingface_hub's snapshot_download reads no local directory, so a name that is also a
+    local path is fine here.
+    """
+    rest = source.removeprefix("hf://").strip("/")
+    repo, _, rev = rest.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ValueError(f"model source {source!r}: expected hf://org/name[@revision]")
+    problem = hub_repo_id_problem(repo, local_shadows=False)
+    if problem is not None:
+        raise ValueError(f"model source {source!r}: not a Hub model id ({problem})")
+    return repo, rev or None

@@ -49,3 +49,5 @@ def load_yaml(text: str) -> Any:
         raise YAMLInputError(f"{err.problem or err.context}{where}") from None
     except yaml.YAMLError as err:
         raise YAMLInputError(" ".join(str(err).split())) from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise YAMLInputError("nested too deeply to be a configuration") from None

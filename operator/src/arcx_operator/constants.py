@@ -145,6 +145,15 @@ PHASE_CONDITIONS: dict[Phase, ConditionType] = {
 }
 
 
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+# The API server's limit on an Event's message.
+MAX_EVENT_MESSAGE = 1024
+
+
 @dataclass(frozen=True)
 class Reason:
     """A condition/Event reason with its message, as JobSet's pkg/constants pairs them.

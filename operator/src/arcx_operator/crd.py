@@ -43,6 +43,7 @@ DESCRIPTIONS: dict[str, str] = {
     "batching": "Length-bucketed batching.",
     "batching.tokensPerBatch": "Token budget of one batch (rows x padded length).",
     "batching.maxSeqLen": "Longest prompt accepted; longer tasks are skipped and reported.",
+    "engine": "How the forward pass runs: attention kernel, sequence packing, compilation cache.",
     "output": "Where the activation store is written.",
     "mesh": "Device mesh of each slice.",
 }
@@ -52,6 +53,7 @@ MAX_LENGTHS: dict[str, int] = {
     "model.source": 2048,
     "dataset.source": 2048,
     "prompt.encoder": 1024,
+    "engine.compilationCache": 2048,
     "output.uri": 2048,
 }
 MAX_ITEMS: dict[str, int] = {"extraction.layers": 1024, "extraction.sites": 5}
@@ -77,6 +79,12 @@ SECTION_RULES: dict[str, list[Schema]] = {
             "message": "positions: 'answer' needs teacherForcing: true "
             "(without it the sequences hold no answer tokens)",
             "fieldPath": ".positions",
+        },
+        {
+            "rule": "!has(self.scoring) || !self.scoring || self.teacherForcing",
+            "message": "scoring: true needs teacherForcing: true "
+            "(without it there is no answer to score)",
+            "fieldPath": ".scoring",
         },
     ],
     "output": [

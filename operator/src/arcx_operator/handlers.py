@@ -128,10 +128,9 @@ def _report(
 ) -> Body | None:
     ctx.metrics.set_phase(key, new["phase"])
     if st.transition(old.get("phase"), new["phase"]):
-        kind = "Warning" if new["phase"] == Phase.FAILED else "Normal"
-        kopf.event(
-            body, type=kind, reason=obs.reason, message=f"{new['phase']}: {obs.message}"[:1024]
-        )
+        kind = c.EventType.WARNING if new["phase"] == Phase.FAILED else c.EventType.NORMAL
+        message = f"{new['phase']}: {obs.message}"[: c.MAX_EVENT_MESSAGE]
+        kopf.event(body, type=kind.value, reason=obs.reason, message=message)
         log.info(
             "phase changed",
             extra={"job": key, "from": old.get("phase"), "to": new["phase"], "reason": obs.reason},
@@ -143,7 +142,8 @@ def _warn_once(body: Body, old: Body, cond: Body) -> None:
     """A Warning Event when a condition turns False (not on every pass)."""
     before = next((x for x in old.get("conditions") or [] if x.get("type") == cond["type"]), None)
     if cond["status"] == "False" and (before or {}).get("status") != "False":
-        kopf.event(body, type="Warning", reason=cond["reason"], message=cond["message"][:1024])
+        message = cond["message"][: c.MAX_EVENT_MESSAGE]
+        kopf.event(body, type=c.EventType.WARNING.value, reason=cond["reason"], message=message)
 
 
 def _clash(kind: str, name: str) -> st.Observed:

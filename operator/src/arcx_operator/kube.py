@@ -74,7 +74,7 @@ class Kube:
             {"spec": {"suspend": suspend}},
         )
 
-    # -- pods (read-only) ----------------------------------------------------------------
+    # -- pods (list only) -----------------------------------------------------------------
     def config_error_message(self, namespace: str, jobset: str) -> str | None:
         """The termination message of a pod that exited with the configuration-error code."""
         pods = self.core.list_namespaced_pod(

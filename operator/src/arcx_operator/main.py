@@ -207,15 +207,15 @@ def run(args: argparse.Namespace) -> int:
         # kopf reports every timer tick at INFO; the handlers log what changes.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
+        policy = policy_from_args(args)
+    except ValueError as err:
+        log.error(str(err))
+        return EXIT_CONFIG
+    try:
         _load_kube_config(args.kubeconfig)
     except config.ConfigException as err:
         where = args.kubeconfig or "the in-cluster service account"
         log.error(f"cannot load Kubernetes credentials from {where}: {err}; pass --kubeconfig")
-        return EXIT_CONFIG
-    try:
-        policy = policy_from_args(args)
-    except ValueError as err:
-        log.error(str(err))
         return EXIT_CONFIG
     metrics, health = Metrics(), Health()
     if args.health_port:

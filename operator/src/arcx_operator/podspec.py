@@ -75,8 +75,11 @@ def pod_security_context() -> Body:
         "runAsNonRoot": True,
         "runAsUser": c.JOB_USER_ID,
         "runAsGroup": c.JOB_GROUP_ID,
-        # Volumes that support ownership management become writable by the job's group.
+        # Volumes that support ownership management become writable by the job's group;
+        # only when their root is not already, so a large output volume is not re-chowned
+        # on every pod start.
         "fsGroup": c.JOB_GROUP_ID,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 

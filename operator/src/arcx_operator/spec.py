@@ -23,6 +23,7 @@ SHARED_SECTIONS: tuple[str, ...] = (
     "extraction",
     "generation",
     "batching",
+    "engine",
     "output",
     "mesh",
 )

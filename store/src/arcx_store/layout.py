@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 # 2: markers may record the backend's checksum (crc32c) of each file and why a unit was
-# redone; readers refuse a store whose format is newer than FORMAT_VERSION.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# redone; 3: parts hold token annotations (ann.*), each sequence's augmentation (seq.*)
+# and activation statistics (stats.*). Readers refuse a store whose format is newer than
+# FORMAT_VERSION.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 SHARD_FORMAT = "arcx-activations/1"
 
 MANIFEST = "manifest.json"
@@ -28,14 +30,16 @@ TEMP_SUFFIX = ".tmp"
 TOKEN_IDS = "token_ids"  # int32 [n_tokens]
 OFFSETS = "offsets"  # int64 [n_seq + 1]: sequence i is rows offsets[i]:offsets[i+1]
 
-# Format v2 placeholders (the annotation work fills them): per token ...
+# Format 3: token annotations, int32 [n_tokens] each (arcx.prompts.annotations) ...
+ANN_PREFIX = "ann."
 ANN_ROLE = "ann.role"
 ANN_EXAMPLE = "ann.example"
 ANN_ROW = "ann.row"
 ANN_COL = "ann.col"
 ANN_COLOUR = "ann.colour"
-ANNOTATION_TENSORS = (ANN_ROLE, ANN_EXAMPLE, ANN_ROW, ANN_COL, ANN_COLOUR)
-# ... and per sequence.
+ANN_CELLS = "ann.cells"
+ANNOTATION_TENSORS = (ANN_ROLE, ANN_EXAMPLE, ANN_ROW, ANN_COL, ANN_COLOUR, ANN_CELLS)
+# ... and per sequence: the augmentation, int32 [n_seq] and [n_seq, 10].
 SEQ_DIHEDRAL = "seq.dihedral"
 SEQ_COLOUR_PERM = "seq.colour_perm"
 SEQUENCE_TENSORS = (SEQ_DIHEDRAL, SEQ_COLOUR_PERM)

@@ -1,19 +1,18 @@
 """Commit markers: a unit is done only when ``units/<u>/COMMITTED`` exists and holds.
 
 The marker is create-only JSON listing every part (and the predictions file) with its
-size, sha256 and, where the backend gives one for free, its crc32c. Host 0 writes it after
+size, sha256 and crc32c (the checksum GCS lists for free, so a resume can compare it). Host 0 writes it after
 every host of the slice wrote its part (a barrier), so a marker never names a part that is
 not there. No clocks inside: the same unit gives the same marker bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from arcx_store import layout
-from arcx_store.backends.base import ObjectStat, Storage
+from arcx_store.backends.base import Storage
 from arcx_store.errors import NotFound, StorageError, StoreFormatError
 from arcx_store.jsonfile import encode, is_count, parse_object
 from arcx_store.manifest import check_format
@@ -26,11 +25,13 @@ class FileInfo:
     key: str  # relative to the store root
     size: int
     sha256: str
-    crc32c: str | None = None  # the backend's checksum at commit time (GCS), if any
+    crc32c: str | None = None  # as GCS reports it; None in markers of format 1
 
     @classmethod
-    def of(cls, key: str, data: bytes, stat: ObjectStat | None = None) -> FileInfo:
-        return cls(key, len(data), hashlib.sha256(data).hexdigest(), stat.crc32c if stat else None)
+    def of(cls, key: str, data: bytes) -> FileInfo:
+        from arcx_store.checksums import crc32c_b64, sha256_hex
+
+        return cls(key, len(data), sha256_hex(data), crc32c_b64(data))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "size": self.size, "sha256": self.sha256}

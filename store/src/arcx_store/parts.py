@@ -2,7 +2,10 @@
 
 A part holds, for the sequences one host kept in one unit, in the unit's order:
 ``"<site>.<layer>"`` [n_tokens, d_model] in the extraction dtype, ``token_ids`` [n_tokens]
-int32 and ``offsets`` [n_seq + 1] int64 (sequence i is rows offsets[i]:offsets[i+1]).
+int32 and ``offsets`` [n_seq + 1] int64 (sequence i is rows offsets[i]:offsets[i+1]);
+from format 3 the token annotations ``ann.*`` [n_tokens] int32, each sequence's
+augmentation ``seq.dihedral`` [n_seq] and ``seq.colour_perm`` [n_seq, 10] int32, and the
+runner's ``stats.*`` (arcx_store.stats).
 Metadata is string -> string (safetensors' rule), JSON-encoded where structured, written
 in sorted key order; no timestamps, so the same rows give the same bytes.
 Needs the ``tensors`` extra.
@@ -31,6 +34,11 @@ class SequenceRows:
     test_index: int
     token_ids: np.ndarray  # [n] int
     activations: Mapping[str, np.ndarray]  # tensor name -> [n, d_model]
+    # annotation field ("role", "example", ...: layout.ANNOTATION_TENSORS without "ann.")
+    # -> [n] int; None: not annotated (every entry -1)
+    annotations: Mapping[str, np.ndarray] | None = None
+    dihedral: int = 0
+    colour_perm: Sequence[int] = tuple(range(10))
 
 
 def assemble_part(
@@ -53,6 +61,17 @@ def assemble_part(
     )
     counts = [len(r.token_ids) for r in rows]
     tensors[layout.OFFSETS] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    for name in layout.ANNOTATION_TENSORS:
+        field = name.removeprefix(layout.ANN_PREFIX)
+        pieces = [
+            np.full(len(r.token_ids), -1) if r.annotations is None else r.annotations[field]
+            for r in rows
+        ]
+        tensors[name] = np.concatenate(pieces).astype(np.int32) if rows else np.zeros(0, np.int32)
+    tensors[layout.SEQ_DIHEDRAL] = np.asarray([r.dihedral for r in rows], np.int32)
+    tensors[layout.SEQ_COLOUR_PERM] = np.asarray(
+        [list(r.colour_perm) for r in rows], np.int32
+    ).reshape(len(rows), 10)
     meta = dict(metadata)
     meta["sequences"] = [[r.task_id, r.test_index] for r in rows]
     meta["task_ids"] = sorted({r.task_id for r in rows})

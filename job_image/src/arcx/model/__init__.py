@@ -1,4 +1,4 @@
-"""Qwen2 in Flax NNX: loading, sharding, activation capture and greedy generation.
+"""Qwen2, Qwen3 and Llama in Flax NNX: loading, sharding, activation capture, greedy generation.
 
 The public names are imported lazily so that ``import arcx.model.commands`` (and
 ``arcx --help``) does not pull in JAX.
@@ -10,12 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Capture": "arcx.model.qwen2",
-    "ForwardOutput": "arcx.model.qwen2",
-    "Qwen2ForCausalLM": "arcx.model.qwen2",
-    "SITES": "arcx.model.qwen2",
-    "forward": "arcx.model.qwen2",
-    "Qwen2Config": "arcx.model.config",
+    "Capture": "arcx.model.decoder",
+    "ForwardOutput": "arcx.model.decoder",
+    "CausalLM": "arcx.model.decoder",
+    "SITES": "arcx.model.decoder",
+    "forward": "arcx.model.decoder",
+    "ModelConfig": "arcx.model.config",
     "ModelLoadError": "arcx.model.errors",
     "LoadedModel": "arcx.model.load",
     "load_model": "arcx.model.load",
@@ -27,11 +27,11 @@ _EXPORTS = {
 __all__ = [
     "SITES",
     "Capture",
+    "CausalLM",
     "ForwardOutput",
     "LoadedModel",
+    "ModelConfig",
     "ModelLoadError",
-    "Qwen2Config",
-    "Qwen2ForCausalLM",
     "batch_sharding",
     "forward",
     "greedy_generate",
@@ -40,11 +40,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from arcx.model.config import Qwen2Config
+    from arcx.model.config import ModelConfig
+    from arcx.model.decoder import SITES, Capture, CausalLM, ForwardOutput, forward
     from arcx.model.errors import ModelLoadError
     from arcx.model.generate import greedy_generate
     from arcx.model.load import LoadedModel, load_model
-    from arcx.model.qwen2 import SITES, Capture, ForwardOutput, Qwen2ForCausalLM, forward
     from arcx.model.sharding import batch_sharding, make_mesh
 
 

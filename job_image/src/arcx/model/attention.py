@@ -43,6 +43,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
+
+from arcx.model.sharding import DATA, MODEL
 
 IMPLEMENTATIONS = ("reference", "blocked", "splash", "flash")
 CHOICES = ("auto", *IMPLEMENTATIONS)
@@ -81,11 +84,16 @@ def attention(
     kv_positions: jax.Array | None = None,
     block_q: int | None = None,
     block_kv: int | None = None,
+    mesh: Mesh | None = None,
 ) -> jax.Array:
     """q [B, Tq, H, hd], k/v [B, Tk, KV, hd], segment ids int32 [B, T] -> [B, Tq, H, hd] in q.dtype.
 
     ``q_positions``/``kv_positions`` ([B, T] int32, default: the array index) order the
     causal mask; ``block_q``/``block_kv`` override the implementation's block sizes.
+    ``mesh``: the (data, model) mesh the inputs are sharded over. The Pallas kernels cannot
+    be partitioned by XLA, so with a mesh of several devices they run under ``shard_map``,
+    rows split over ``data`` and key/value heads (with their query heads) over ``model``
+    where those divide; without it XLA would gather their inputs onto every device.
     """
     b, tq, h, hd = q.shape
     bk, tk, kvh, hdk = k.shape
@@ -122,22 +130,43 @@ def attention(
             block_kv=block_kv or BLOCKED_BLOCK_KV,
         )
     if name == "splash":
-        return splash_attention(
-            q,
-            k,
-            v,
-            q_segment_ids,
-            block_q=block_q or SPLASH_BLOCK,
-            block_kv=block_kv or SPLASH_BLOCK,
+        kernel = functools.partial(
+            splash_attention, block_q=block_q or SPLASH_BLOCK, block_kv=block_kv or SPLASH_BLOCK
         )
-    return flash_attention(
-        q,
-        k,
-        v,
-        q_segment_ids,
-        block_q=block_q or FLASH_BLOCK_Q,
-        block_kv=block_kv or FLASH_BLOCK_KV,
+    else:
+        kernel = functools.partial(
+            _flash_self_attention,
+            block_q=block_q or FLASH_BLOCK_Q,
+            block_kv=block_kv or FLASH_BLOCK_KV,
+        )
+    if mesh is not None and mesh.size > 1:
+        kernel = _per_shard(kernel, mesh, b, kvh)
+    return kernel(q, k, v, q_segment_ids, kv_segment_ids)
+
+
+def _per_shard(kernel, mesh: Mesh, batch: int, kv_heads: int):
+    """``kernel`` under ``shard_map``: rows over ``data``, key/value heads over ``model``
+    (each shard's query heads are exactly those of its key/value heads, as heads are split
+    contiguously), an axis left whole where it does not divide."""
+
+    def axis(name: str, size: int) -> str | None:
+        n = mesh.shape.get(name, 1)
+        return name if n > 1 and size % n == 0 else None
+
+    data, model = axis(DATA, batch), axis(MODEL, kv_heads)
+    heads, rows = PartitionSpec(data, None, model, None), PartitionSpec(data, None)
+    return jax.shard_map(
+        kernel,
+        mesh=mesh,
+        in_specs=(heads, heads, heads, rows, rows),
+        out_specs=heads,
+        check_vma=False,
     )
+
+
+def _flash_self_attention(q, k, v, q_segment_ids, kv_segment_ids, *, block_q, block_kv):
+    del kv_segment_ids  # the kernel takes one segment-id array (self-attention)
+    return flash_attention(q, k, v, q_segment_ids, block_q=block_q, block_kv=block_kv)
 
 
 def _positions(positions: jax.Array | None, b: int, t: int) -> jax.Array:
@@ -299,14 +328,18 @@ def _splash_kernel(t: int, heads: int, block_q: int, block_kv: int, interpret: b
 
     mask = sa.MultiHeadMask([sa.CausalMask((t, t)) for _ in range(heads)])
     sizes = sa.BlockSizes(block_q=block_q, block_kv=block_kv, block_kv_compute=block_kv)
-    return sa.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
+    # The kernel holds its mask tables as arrays; made while tracing, they would be tracers,
+    # and this cache would leak them into the next trace.
+    with jax.ensure_compile_time_eval():
+        return sa.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
 
 
 def splash_attention(
     q: jax.Array,
     k: jax.Array,
     v: jax.Array,
-    segment_ids: jax.Array,
+    q_segment_ids: jax.Array,
+    kv_segment_ids: jax.Array,
     *,
     block_q: int = SPLASH_BLOCK,
     block_kv: int = SPLASH_BLOCK,
@@ -329,17 +362,18 @@ def splash_attention(
     if tp % bkv:
         bkv = bq
     kernel = _splash_kernel(tp, g, bq, bkv, bool(interpret))
-    seg = _pad_to(segment_ids.astype(jnp.int32), 1, tp)
+    qseg = _pad_to(q_segment_ids.astype(jnp.int32), 1, tp)
+    kvseg = _pad_to(kv_segment_ids.astype(jnp.int32), 1, tp)
     qh = jnp.transpose(_pad_to(q * jnp.asarray(hd**-0.5, q.dtype), 1, tp), (0, 2, 1, 3))
     qh = qh.reshape(b, kvh, g, tp, hd)
     kh = jnp.transpose(_pad_to(k, 1, tp), (0, 2, 1, 3))  # [B, KV, T, hd]
     vh = jnp.transpose(_pad_to(v, 1, tp), (0, 2, 1, 3))
 
-    def one_row(qr: jax.Array, kr: jax.Array, vr: jax.Array, sr: jax.Array) -> jax.Array:
-        ids = sa.SegmentIds(q=sr, kv=sr)
+    def one_row(qr: jax.Array, kr: jax.Array, vr: jax.Array, qs: jax.Array, ks: jax.Array):
+        ids = sa.SegmentIds(q=qs, kv=ks)
         return jax.vmap(lambda a, c, d: kernel(a, c, d, segment_ids=ids))(qr, kr, vr)
 
-    out = jax.vmap(one_row)(qh, kh, vh, seg)  # [B, KV, G, T, hd]
+    out = jax.vmap(one_row)(qh, kh, vh, qseg, kvseg)  # [B, KV, G, T, hd]
     out = jnp.transpose(out.reshape(b, h, tp, hd), (0, 2, 1, 3))
     return out[:, :t].astype(q.dtype)
 
@@ -355,6 +389,9 @@ def flash_attention(
     interpret: bool | None = None,
 ) -> jax.Array:
     """The Pallas GPU flash kernel, self-attention with causality by array index.
+
+    The kernel takes one segment-id array for queries and keys: ``attention`` passes the
+    query's (self-attention, where the two are the same).
 
     The kernel has no GQA, so each key/value head is repeated to its G query heads (memory
     linear in T). T is padded to a multiple of the blocks with segment 0.

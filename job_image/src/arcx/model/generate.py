@@ -16,19 +16,23 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from arcx.model.qwen2 import Qwen2ForCausalLM, decode_step, prefill
+from arcx.model.decoder import CausalLM, decode_step, prefill
 
 
 def greedy_generate(
-    model: Qwen2ForCausalLM,
+    model: CausalLM,
     input_ids: jax.Array,
     attention_mask: jax.Array,
     *,
     max_new_tokens: int,
     eos_token_ids: Sequence[int],
     pad_token_id: int,
+    attention_impl: str = "auto",
 ) -> jax.Array:
-    """Generated tokens [B, max_new_tokens] int32 (the prompt is not repeated)."""
+    """Generated tokens [B, max_new_tokens] int32 (the prompt is not repeated).
+
+    ``attention_impl`` is the prompt's (prefill's) attention; each new token attends the
+    cache through the reference path (one query row)."""
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if max_new_tokens == 0:
@@ -42,22 +46,26 @@ def greedy_generate(
         jnp.asarray(list(eos_token_ids), jnp.int32),
         jnp.asarray(pad_token_id, jnp.int32),
         max_new_tokens=max_new_tokens,
+        attention_impl=attention_impl,
     )
 
 
-@partial(jax.jit, static_argnames=("max_new_tokens",))
+@partial(jax.jit, static_argnames=("max_new_tokens", "attention_impl"))
 def _generate(
-    model: Qwen2ForCausalLM,
+    model: CausalLM,
     input_ids: jax.Array,
     attention_mask: jax.Array,
     eos_ids: jax.Array,
     pad_id: jax.Array,
     *,
     max_new_tokens: int,
+    attention_impl: str,
 ) -> jax.Array:
     b, t = input_ids.shape
     cache_len = t + max_new_tokens - 1
-    hidden, caches = prefill(model, input_ids, attention_mask, cache_len)
+    hidden, cache = prefill(
+        model, input_ids, attention_mask, cache_len, attention_impl=attention_impl
+    )
     last = t - 1 - jnp.argmax(attention_mask[:, ::-1], axis=1)  # last real token per row
     h_last = jnp.take_along_axis(hidden, last[:, None, None], axis=1)
     first = jnp.argmax(model.logits(h_last)[:, 0], axis=-1).astype(jnp.int32)
@@ -73,13 +81,11 @@ def _generate(
         return (step < max_new_tokens) & ~jnp.all(done)
 
     def body(state: tuple) -> tuple:
-        step, token, done, out, caches = state
-        logits, caches = decode_step(
-            model, token, n_real + step - 1, t + step - 1, key_valid, caches
-        )
+        step, token, done, out, cache = state
+        logits, cache = decode_step(model, token, n_real + step - 1, t + step - 1, key_valid, cache)
         nxt = jnp.where(done, pad_id, jnp.argmax(logits, axis=-1).astype(jnp.int32))
         out = jax.lax.dynamic_update_slice_in_dim(out, nxt[:, None], step, axis=1)
-        return step + 1, nxt, done | jnp.isin(nxt, eos_ids), out, caches
+        return step + 1, nxt, done | jnp.isin(nxt, eos_ids), out, cache
 
-    state = (jnp.asarray(1, jnp.int32), first, done, out, caches)
+    state = (jnp.asarray(1, jnp.int32), first, done, out, cache)
     return jax.lax.while_loop(cond, body, state)[3]

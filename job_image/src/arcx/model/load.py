@@ -9,17 +9,17 @@ from typing import Any
 
 from jax.sharding import Mesh
 
-from arcx.model.config import Qwen2Config
+from arcx.model.config import ModelConfig
+from arcx.model.decoder import CausalLM
 from arcx.model.errors import ModelLoadError
 from arcx.model.params import load_params
-from arcx.model.qwen2 import Qwen2ForCausalLM
 from arcx.model.sources import resolve_model_dir
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-    model: Qwen2ForCausalLM
-    config: Qwen2Config
+    model: CausalLM
+    config: ModelConfig
     tokenizer: Any  # a transformers PreTrainedTokenizerBase
     path: Path  # the local directory it was read from
     eos_token_ids: tuple[int, ...]  # generation stops at any of these
@@ -28,7 +28,7 @@ class LoadedModel:
 
 def load_model(source: str, *, mesh: Mesh, dtype: str = "float32") -> LoadedModel:
     model_dir = resolve_model_dir(source)
-    config = Qwen2Config.from_file(model_dir / "config.json")
+    config = ModelConfig.from_file(model_dir / "config.json")
     tokenizer = load_tokenizer(model_dir)
     model = load_params(model_dir, config, mesh, dtype)
     eos = _eos_ids(model_dir, config, tokenizer)
@@ -45,7 +45,7 @@ def load_tokenizer(model_dir: Path) -> Any:
         raise ModelLoadError(f"{model_dir}: could not load the tokenizer: {err}") from None
 
 
-def _eos_ids(model_dir: Path, config: Qwen2Config, tokenizer: Any) -> tuple[int, ...]:
+def _eos_ids(model_dir: Path, config: ModelConfig, tokenizer: Any) -> tuple[int, ...]:
     """End-of-turn ids: generation_config.json's eos_token_id, else config.json's, else the tokenizer's."""
     ids: list[int] = []
     gen = model_dir / "generation_config.json"

@@ -1,9 +1,11 @@
 """From HF safetensors to sharded parameters: the name table, a lazy reader, and placement.
 
-Each row of :data:`PARAM_TABLE` names one parameter of :class:`~arcx.model.qwen2.Qwen2ForCausalLM`
+Each row of :data:`PARAM_TABLE` names one parameter of :class:`~arcx.model.decoder.CausalLM`
 (a dotted attribute path), the HF tensor it comes from, whether it is transposed (PyTorch
-``nn.Linear`` stores ``[out, in]``; arcx computes ``x @ kernel`` with ``[in, out]``), and its
-logical axes for sharding.
+``nn.Linear`` stores ``[out, in]``; arcx computes ``x @ kernel`` with ``[in, out]``), its
+logical axes for sharding, and the config switch it depends on. A per-layer tensor
+(``model.layers.{i}.…``) becomes one array with a leading layer axis, which is never
+sharded: each device holds its slice of every layer.
 
 Tensors are memory-mapped from the ``.safetensors`` files (the format is an 8-byte header
 length, a JSON header, then raw little-endian data) and every device receives only its own
@@ -26,99 +28,70 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from arcx.model import sharding
-from arcx.model.config import Qwen2Config
+from arcx.model.config import ModelConfig
+from arcx.model.decoder import CausalLM, abstract_model
 from arcx.model.errors import ModelLoadError
-from arcx.model.qwen2 import Qwen2ForCausalLM, abstract_model
 
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
-    path: str  # attribute path in the NNX module; "{i}" is the layer number
-    hf_name: str  # tensor name in the checkpoint
+    path: str  # attribute path in the NNX module
+    hf_name: str  # tensor name in the checkpoint; "{i}" is the layer number
     transpose: bool
-    logical_axes: tuple[str, ...]  # of the arcx (possibly transposed) array
+    logical_axes: tuple[str, ...]  # of one (possibly transposed) layer's array
+    when: str = ""  # the ModelConfig switch that must be on for this tensor to exist
+
+    @property
+    def stacked(self) -> bool:
+        """One array for all layers, layer axis first (``"layers"``, never sharded)."""
+        return "{i}" in self.hf_name
+
+    def hf_names(self, n_layers: int) -> list[str]:
+        return (
+            [self.hf_name.format(i=i) for i in range(n_layers)] if self.stacked else [self.hf_name]
+        )
+
+
+def _layer(path: str, hf: str, transpose: bool, axes: tuple[str, ...], when: str = "") -> ParamSpec:
+    return ParamSpec(f"layers.{path}", f"model.layers.{{i}}.{hf}", transpose, axes, when)
 
 
 PARAM_TABLE: tuple[ParamSpec, ...] = (
     ParamSpec("embed", "model.embed_tokens.weight", False, ("vocab", "embed")),
     ParamSpec("norm.weight", "model.norm.weight", False, ("embed",)),
-    ParamSpec("lm_head", "lm_head.weight", True, ("embed", "vocab")),
-    ParamSpec(
-        "layers.{i}.input_norm.weight", "model.layers.{i}.input_layernorm.weight", False, ("embed",)
-    ),
-    ParamSpec(
-        "layers.{i}.post_attn_norm.weight",
-        "model.layers.{i}.post_attention_layernorm.weight",
-        False,
-        ("embed",),
-    ),
-    ParamSpec(
-        "layers.{i}.attn.q_kernel",
-        "model.layers.{i}.self_attn.q_proj.weight",
-        True,
-        ("embed", "heads"),
-    ),
-    ParamSpec(
-        "layers.{i}.attn.q_bias", "model.layers.{i}.self_attn.q_proj.bias", False, ("heads",)
-    ),
-    ParamSpec(
-        "layers.{i}.attn.k_kernel",
-        "model.layers.{i}.self_attn.k_proj.weight",
-        True,
-        ("embed", "kv_heads"),
-    ),
-    ParamSpec(
-        "layers.{i}.attn.k_bias", "model.layers.{i}.self_attn.k_proj.bias", False, ("kv_heads",)
-    ),
-    ParamSpec(
-        "layers.{i}.attn.v_kernel",
-        "model.layers.{i}.self_attn.v_proj.weight",
-        True,
-        ("embed", "kv_heads"),
-    ),
-    ParamSpec(
-        "layers.{i}.attn.v_bias", "model.layers.{i}.self_attn.v_proj.bias", False, ("kv_heads",)
-    ),
-    ParamSpec(
-        "layers.{i}.attn.o_kernel",
-        "model.layers.{i}.self_attn.o_proj.weight",
-        True,
-        ("heads", "embed"),
-    ),
-    ParamSpec(
-        "layers.{i}.mlp.gate_kernel",
-        "model.layers.{i}.mlp.gate_proj.weight",
-        True,
-        ("embed", "mlp"),
-    ),
-    ParamSpec(
-        "layers.{i}.mlp.up_kernel", "model.layers.{i}.mlp.up_proj.weight", True, ("embed", "mlp")
-    ),
-    ParamSpec(
-        "layers.{i}.mlp.down_kernel",
-        "model.layers.{i}.mlp.down_proj.weight",
-        True,
-        ("mlp", "embed"),
-    ),
+    ParamSpec("lm_head", "lm_head.weight", True, ("embed", "vocab"), when="untied"),
+    _layer("input_norm.weight", "input_layernorm.weight", False, ("embed",)),
+    _layer("post_attn_norm.weight", "post_attention_layernorm.weight", False, ("embed",)),
+    _layer("attn.q_kernel", "self_attn.q_proj.weight", True, ("embed", "heads")),
+    _layer("attn.k_kernel", "self_attn.k_proj.weight", True, ("embed", "kv_heads")),
+    _layer("attn.v_kernel", "self_attn.v_proj.weight", True, ("embed", "kv_heads")),
+    _layer("attn.o_kernel", "self_attn.o_proj.weight", True, ("heads", "embed")),
+    _layer("attn.q_bias", "self_attn.q_proj.bias", False, ("heads",), when="qkv_bias"),
+    _layer("attn.k_bias", "self_attn.k_proj.bias", False, ("kv_heads",), when="qkv_bias"),
+    _layer("attn.v_bias", "self_attn.v_proj.bias", False, ("kv_heads",), when="qkv_bias"),
+    _layer("attn.o_bias", "self_attn.o_proj.bias", False, ("embed",), when="o_bias"),
+    _layer("attn.q_norm.weight", "self_attn.q_norm.weight", False, ("head_dim",), when="qk_norm"),
+    _layer("attn.k_norm.weight", "self_attn.k_norm.weight", False, ("head_dim",), when="qk_norm"),
+    _layer("mlp.gate_kernel", "mlp.gate_proj.weight", True, ("embed", "mlp")),
+    _layer("mlp.up_kernel", "mlp.up_proj.weight", True, ("embed", "mlp")),
+    _layer("mlp.down_kernel", "mlp.down_proj.weight", True, ("mlp", "embed")),
 )
 
 # Checkpoint tensors that carry no parameter of their own.
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
-def expected_params(cfg: Qwen2Config) -> list[ParamSpec]:
-    """The concrete (path, HF name) pairs a checkpoint for ``cfg`` must provide."""
-    out: list[ParamSpec] = []
-    for spec in PARAM_TABLE:
-        if spec.path == "lm_head" and cfg.tie_word_embeddings:
-            continue
-        for i in range(cfg.num_hidden_layers) if "{i}" in spec.path else [0]:
-            out.append(
-                dataclasses.replace(
-                    spec, path=spec.path.format(i=i), hf_name=spec.hf_name.format(i=i)
-                )
-            )
-    return out
+def _switch_on(cfg: ModelConfig, when: str) -> bool:
+    if not when:
+        return True
+    if when == "untied":
+        return not cfg.tie_word_embeddings
+    return bool(getattr(cfg, when))
+
+
+def expected_params(cfg: ModelConfig) -> list[ParamSpec]:
+    """The parameters a checkpoint for ``cfg`` must provide (each stacked one for every layer)."""
+    return [spec for spec in PARAM_TABLE if _switch_on(cfg, spec.when)]
 
 
 class SafetensorsReader:
@@ -199,69 +172,86 @@ def _data_start(path: Path) -> int:
 def _resolve(model: nnx.Module, path: str) -> nnx.Param:
     obj: object = model
     for part in path.split("."):
-        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)  # type: ignore[index]
+        obj = getattr(obj, part)
     assert isinstance(obj, nnx.Param), path
     return obj
 
 
-def check_checkpoint(reader: SafetensorsReader, cfg: Qwen2Config, where: str) -> list[ParamSpec]:
+def _shorten(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def check_checkpoint(reader: SafetensorsReader, cfg: ModelConfig, where: str) -> list[ParamSpec]:
     """Every expected tensor present with the right shape, and nothing unexplained left over."""
     specs = expected_params(cfg)
     abstract = abstract_model(cfg)
+    n = cfg.num_hidden_layers
     names = reader.names()
-    missing = [s.hf_name for s in specs if s.hf_name not in names]
+    missing = [name for s in specs for name in s.hf_names(n) if name not in names]
     if missing:
-        shown = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
         raise ModelLoadError(
-            f"{where}: checkpoint is missing tensor(s) {shown}; is config.json from the same model?"
+            f"{where}: checkpoint is missing tensor(s) {_shorten(missing)}; "
+            "is config.json from the same model?"
         )
     for s in specs:
-        want = tuple(_resolve(abstract, s.path).shape)
+        want = tuple(_resolve(abstract, s.path).shape)[1 if s.stacked else 0 :]
         want_hf = want[::-1] if s.transpose else want
-        got = reader.shape(s.hf_name)
-        if got != want_hf:
-            raise ModelLoadError(
-                f"{where}: tensor {s.hf_name} has shape {list(got)} but config.json implies "
-                f"{list(want_hf)}"
-            )
-    known = {s.hf_name for s in specs}
+        for name in s.hf_names(n):
+            got = reader.shape(name)
+            if got != want_hf:
+                raise ModelLoadError(
+                    f"{where}: tensor {name} has shape {list(got)} but config.json implies "
+                    f"{list(want_hf)}"
+                )
+    known = {name for s in specs for name in s.hf_names(n)}
     if cfg.tie_word_embeddings:
         known.add("lm_head.weight")  # some tied checkpoints still store a copy
-    extra = sorted(n for n in names - known if not n.endswith(_IGNORED_SUFFIXES))
+    extra = sorted(x for x in names - known if not x.endswith(_IGNORED_SUFFIXES))
     if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
         raise ModelLoadError(
-            f"{where}: checkpoint has tensor(s) arcx's Qwen2 does not use: {shown}; "
-            "is this a Qwen2ForCausalLM checkpoint?"
+            f"{where}: checkpoint has tensor(s) arcx's {cfg.model_type} does not use: "
+            f"{_shorten(extra)}; is config.json's model_type right for this checkpoint?"
         )
     return specs
 
 
 def _placed(
-    src: np.ndarray, spec: ParamSpec, dtype: np.dtype, mesh: Mesh, head_dim: int
+    sources: list[np.ndarray], spec: ParamSpec, dtype: np.dtype, mesh: Mesh, head_dim: int
 ) -> jax.Array:
-    shape = src.shape[::-1] if spec.transpose else src.shape
-    target = sharding.named_sharding(spec.logical_axes, shape, mesh, head_dim)
+    """One device array from the checkpoint tensor(s) of ``spec``; every device's callback
+    reads only its own slice (of every layer, for a stacked parameter)."""
+    one = sources[0].shape[::-1] if spec.transpose else sources[0].shape
+    axes = spec.logical_axes
 
-    def slice_for(index: tuple[slice, ...]) -> np.ndarray:
-        part = src[index[::-1]].T if spec.transpose else src[index]
-        return np.array(part, dtype=dtype, order="C", copy=True)  # never alias the file's pages
+    def part(src: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
+        return src[index[::-1]].T if spec.transpose else src[index]
+
+    if spec.stacked:
+        shape = (len(sources), *one)
+        target = sharding.named_sharding(("layers", *axes), shape, mesh, head_dim)
+
+        def slice_for(index: tuple[slice, ...]) -> np.ndarray:
+            picked = sources[index[0]]
+            parts = [np.asarray(part(src, index[1:]), dtype=dtype) for src in picked]
+            return np.stack(parts) if parts else np.zeros((0, *one), dtype)
+    else:
+        shape = one
+        target = sharding.named_sharding(axes, shape, mesh, head_dim)
+
+        def slice_for(index: tuple[slice, ...]) -> np.ndarray:
+            # a copy: never alias the file's pages
+            return np.array(part(sources[0], index), dtype=dtype, order="C", copy=True)
 
     return jax.make_array_from_callback(shape, target, slice_for)
 
 
-def load_params(
-    model_dir: Path, cfg: Qwen2Config, mesh: Mesh, dtype: str = "float32"
-) -> Qwen2ForCausalLM:
+def load_params(model_dir: Path, cfg: ModelConfig, mesh: Mesh, dtype: str = "float32") -> CausalLM:
     """The model with every parameter read from ``model_dir`` into its sharding on ``mesh``."""
     reader = SafetensorsReader.from_dir(model_dir)
     specs = check_checkpoint(reader, cfg, str(model_dir))
     model = abstract_model(cfg, dtype)
     np_dtype = np.dtype(model.dtype)
     for spec in specs:
-        _resolve(model, spec.path).set_value(
-            _placed(reader.get(spec.hf_name), spec, np_dtype, mesh, cfg.head_dim)
-        )
+        sources = [reader.get(name) for name in spec.hf_names(cfg.num_hidden_layers)]
+        _resolve(model, spec.path).set_value(_placed(sources, spec, np_dtype, mesh, cfg.head_dim))
     return model

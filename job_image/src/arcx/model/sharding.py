@@ -1,7 +1,7 @@
 """One device mesh with axes (``data``, ``model``) and the logical-axis rules that shard params.
 
-Every parameter is described by logical axis names (``vocab``, ``embed``, ``heads``,
-``kv_heads``, ``mlp``); the rules map them onto mesh axes. With ``model`` of size 1 (the
+Every parameter is described by logical axis names (``layers``, ``vocab``, ``embed``,
+``heads``, ``kv_heads``, ``head_dim``, ``mlp``); the rules map them onto mesh axes. With ``model`` of size 1 (the
 default) every parameter is replicated and the batch is split over ``data``: pure data
 parallel. With a larger ``model`` axis the attention heads, the MLP width and the vocabulary
 are split over it (tensor parallel). A dimension that the axis size does not divide stays
@@ -20,6 +20,8 @@ DATA, MODEL = "data", "model"
 
 LOGICAL_RULES: dict[str, str | None] = {
     "batch": DATA,
+    "layers": None,  # the stacked layer axis: the scan walks it, every device holds all layers
+    "head_dim": None,
     "vocab": MODEL,
     "embed": None,
     "heads": MODEL,

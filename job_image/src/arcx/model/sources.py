@@ -53,16 +53,12 @@ def resolve_model_dir(source: str) -> Path:
 
 def parse_hf(source: str) -> tuple[str, str | None]:
     """``hf://org/name@rev`` -> ("org/name", "rev"); the name must be a Hub repository id."""
-    from arcx.hub_ids import hub_repo_id_problem
+    from arcx.hub_ids import split_hf_model
 
-    rest = source.removeprefix("hf://").strip("/")
-    repo, _, rev = rest.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise ModelLoadError(f"model source {source!r}: expected hf://org/name[@revision]")
-    problem = hub_repo_id_problem(repo, local_shadows=False)  # the hub client reads no dirs
-    if problem is not None:
-        raise ModelLoadError(f"model source {source!r}: not a Hub model id ({problem})")
-    return repo, rev or None
+    try:
+        return split_hf_model(source)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
 
 
 def _from_hub(source: str) -> Path:

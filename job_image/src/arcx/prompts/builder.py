@@ -12,12 +12,13 @@ output, then the end-of-turn token) are tokenized separately and concatenated. S
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from arcx.prompts import templates
 from arcx.prompts.encoders import GridEncoder
-from arcx.tasks.task import Task
+from arcx.tasks.task import Grid, Task
 
 END_OF_TURN = "<|im_end|>"
 
@@ -33,14 +34,29 @@ class Prompt:
     prompt_text: str
 
 
+# Which grid of the prompt a text slot holds: (kind, train pair index or -1); the kinds
+# are the ones arcx.prompts.annotations turns into token roles.
+TRAIN_INPUT, TRAIN_OUTPUT, TEST_INPUT = "train_input", "train_output", "test_input"
+GridText = Callable[[Grid, str, int], str]
+
+
 def prompt_messages(task: Task, test_index: int, encoder: GridEncoder) -> list[dict[str, str]]:
     """The system and user messages for one test input of ``task`` (pure)."""
+    return layout_messages(task, test_index, lambda grid, kind, k: encoder.to_text(grid))
+
+
+def layout_messages(task: Task, test_index: int, grid_text: GridText) -> list[dict[str, str]]:
+    """The messages with each grid written by ``grid_text(grid, kind, example)``: the one
+    place the prompt's layout is decided, so the annotations can mark where each grid lies."""
     if not 0 <= test_index < len(task.test):
         raise IndexError(
             f"task {task.task_id} has {len(task.test)} test inputs; no index {test_index}"
         )
-    examples = [(encoder.to_text(p.input), encoder.to_text(p.output)) for p in task.train]  # type: ignore[arg-type]
-    user = templates.user_message(examples, encoder.to_text(task.test[test_index].input))
+    examples = [
+        (grid_text(p.input, TRAIN_INPUT, k), grid_text(p.output, TRAIN_OUTPUT, k))  # type: ignore[arg-type]
+        for k, p in enumerate(task.train)
+    ]
+    user = templates.user_message(examples, grid_text(task.test[test_index].input, TEST_INPUT, -1))
     return [
         {"role": "system", "content": templates.SYSTEM_PROMPT},
         {"role": "user", "content": user},

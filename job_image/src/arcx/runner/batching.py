@@ -1,4 +1,4 @@
-"""Batching: sequences -> padded batches of a few fixed lengths, packed to a token budget.
+"""Batching: sequences -> rows of a few fixed lengths -> batches within a token budget.
 
 Pure functions. Every process of a slice computes the same batches from the same
 sequence lengths, so they step through identical programs in the same order.
@@ -11,6 +11,8 @@ sequence lengths, so they step through identical programs in the same order.
   shards there are (``plan_shard_batches``), then stacked ``n_shards`` at a time; so the
   numbers written do not depend on the topology.
 - Row r of a global batch lives on data shard r // (rows / n_shards).
+- A row holds segments (:class:`Segment`): one sequence each here, several when packed
+  (:mod:`arcx.runner.packing`).
 """
 
 from __future__ import annotations
@@ -46,16 +48,36 @@ def max_rows(bucket_len: int, tokens_per_batch: int) -> int:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One sequence's slots in a row: ``length`` contiguous slots from ``start``."""
+
+    seq: int  # index of the sequence among the ones planned together (a unit's)
+    start: int
+    length: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.length
+
+
+Row = tuple[Segment, ...]  # () = an empty filler row
+
+
+@dataclass(frozen=True)
 class Batch:
     length: int  # padded length L
-    rows: tuple[int | None, ...]  # sequence index per row; None = an empty filler row
+    rows: tuple[Row, ...]  # segments per row, in slot order
     n_shards: int = 1
 
     @property
     def num_rows(self) -> int:
         return len(self.rows)
 
-    def shard_rows(self, shard: int) -> tuple[int | None, ...]:
+    @property
+    def packed(self) -> bool:
+        return any(len(r) > 1 for r in self.rows)
+
+    def shard_rows(self, shard: int) -> tuple[Row, ...]:
         per = self.num_rows // self.n_shards
         return self.rows[shard * per : (shard + 1) * per]
 
@@ -63,7 +85,8 @@ class Batch:
 def plan_shard_batches(
     lengths: Sequence[int], *, buckets: Sequence[int], tokens_per_batch: int
 ) -> list[Batch]:
-    """One data shard's batches, independent of how many shards there are.
+    """One data shard's unpacked batches (one sequence per row), independent of how many
+    shards there are.
 
     Sequences sorted longest first (ties by index) are cut into consecutive batches, each
     holding sequences of one bucket only: a batch's length L is that bucket and it holds
@@ -85,13 +108,12 @@ def plan_shard_batches(
             rows //= 2
         take = order[pos : min(pos + rows, end)]
         pos += len(take)
-        batches.append(Batch(length, (*take, *([None] * (rows - len(take))))))
+        filled: list[Row] = [(Segment(i, 0, int(lengths[i])),) for i in take]
+        batches.append(Batch(length, (*filled, *([()] * (rows - len(take))))))
     return batches
 
 
-def plan_batches(
-    lengths: Sequence[int], *, buckets: Sequence[int], tokens_per_batch: int, n_shards: int
-) -> list[Batch]:
+def stack_shards(shard_batches: Sequence[Batch], n_shards: int) -> list[Batch]:
     """Global batches: ``n_shards`` shard batches of the same shape stacked row-wise.
 
     Every shard batch is the same whatever the number of shards, and XLA computes a
@@ -100,16 +122,25 @@ def plan_batches(
     A shape without enough shard batches to fill every shard gets empty ones.
     """
     groups: dict[tuple[int, int], list[Batch]] = {}
-    for b in plan_shard_batches(lengths, buckets=buckets, tokens_per_batch=tokens_per_batch):
+    for b in shard_batches:
         groups.setdefault((b.length, b.num_rows), []).append(b)
     out: list[Batch] = []
     for (length, rows), group in groups.items():
         for i in range(0, len(group), n_shards):
             chunk = group[i : i + n_shards]
-            stacked: list[int | None] = [r for b in chunk for r in b.rows]
-            stacked += [None] * (rows * (n_shards - len(chunk)))
+            stacked: list[Row] = [r for b in chunk for r in b.rows]
+            stacked += [()] * (rows * (n_shards - len(chunk)))
             out.append(Batch(length, tuple(stacked), n_shards))
     return out
+
+
+def plan_batches(
+    lengths: Sequence[int], *, buckets: Sequence[int], tokens_per_batch: int, n_shards: int
+) -> list[Batch]:
+    """Unpacked global batches (the bucketed planner, stacked over ``n_shards``)."""
+    return stack_shards(
+        plan_shard_batches(lengths, buckets=buckets, tokens_per_batch=tokens_per_batch), n_shards
+    )
 
 
 def answer_width(longest_answer: int, length: int) -> int:
@@ -142,21 +173,20 @@ class Gather:
 
 
 def plan_gather(batch: Batch, keep: Sequence[np.ndarray]) -> Gather:
-    """Gather indices for the kept positions ``keep[seq]`` of every sequence in ``batch``."""
+    """Gather indices for the kept positions ``keep[seq]`` of every sequence in ``batch``
+    (positions within the sequence; a packed segment's are shifted by its start)."""
     n_shards = batch.n_shards
-    per = batch.num_rows // n_shards
     shard_r: list[np.ndarray] = []
     shard_c: list[np.ndarray] = []
     seq_counts: list[tuple[tuple[int, int], ...]] = []
     for s in range(n_shards):
         rs, cs, sc = [], [], []
-        for local, row in enumerate(batch.rows[s * per : (s + 1) * per]):
-            if row is None:
-                continue
-            cols = np.asarray(keep[row], dtype=np.int32)
-            rs.append(np.full(len(cols), local, np.int32))
-            cs.append(cols)
-            sc.append((row, len(cols)))
+        for local, row in enumerate(batch.shard_rows(s)):
+            for seg in row:
+                cols = np.asarray(keep[seg.seq], dtype=np.int32) + np.int32(seg.start)
+                rs.append(np.full(len(cols), local, np.int32))
+                cs.append(cols)
+                sc.append((seg.seq, len(cols)))
         shard_r.append(np.concatenate(rs) if rs else np.zeros(0, np.int32))
         shard_c.append(np.concatenate(cs) if cs else np.zeros(0, np.int32))
         seq_counts.append(tuple(sc))

@@ -49,12 +49,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from arcx.runner.progress import tracked
     from arcx.runner.verify import format_report, verify_store
     from arcx.storage import StorageError, open_storage
 
     try:
         storage = open_storage(args.store)
-        report = verify_store(storage, check_hashes=not args.sizes_only)
+        with tracked("verify", total=None, unit="units") as bar:
+            report = verify_store(
+                storage,
+                check_hashes=not args.sizes_only,
+                progress=lambda done, total: bar.update(done - bar.n, total=total),
+            )
+            bar.update(report.units_total - bar.n)
     except StorageError as err:
         print(f"arcx verify: {err}", file=sys.stderr)
         return 1

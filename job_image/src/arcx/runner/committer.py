@@ -4,7 +4,7 @@ resume check that decides which committed units stand.
 Every host hands its part to the writer thread and goes on computing the next unit; when
 that unit is done, ``Committer.finish`` (collective: every process calls it at the same
 point) waits for this host's write, gathers every host's record (a barrier: each part's
-size, sha256 and backend checksum, or a write error), and host 0 writes the predictions
+size, sha256 and crc32c, or a write error), and host 0 writes the predictions
 file and the create-only marker, then removes the unit's strays.
 """
 
@@ -132,8 +132,16 @@ class Committer:
                 stat = self.storage.write_bytes(key, data)
             except StorageError as err:  # told to every process at the barrier
                 return json.dumps({"error": str(err)[: PART_RECORD_BYTES - 64]}).encode()
+            info = FileInfo.of(key, data)
+            if stat.crc32c and stat.crc32c != info.crc32c:  # the backend holds other bytes
+                return json.dumps(
+                    {
+                        "error": f"{key}: stored crc32c {stat.crc32c} is not the "
+                        f"crc32c {info.crc32c} of the bytes sent"
+                    }
+                ).encode()
             self.on_written(len(data), time.monotonic() - t0)
-            return json.dumps(FileInfo.of(key, data, stat).to_json()).encode()
+            return json.dumps(info.to_json()).encode()
 
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arcx-writer")
@@ -163,7 +171,8 @@ class Committer:
             lines = [json.dumps(pc.predictions[i], sort_keys=True) for i in sorted(pc.predictions)]
             blob = "".join(line + "\n" for line in lines).encode()
             pkey = layout.predictions_key(s.unit)
-            pred_info = FileInfo.of(pkey, blob, self.storage.write_bytes(pkey, blob))
+            self.storage.write_bytes(pkey, blob)
+            pred_info = FileInfo.of(pkey, blob)
         marker = build_marker(
             s.unit,
             parts=parts,

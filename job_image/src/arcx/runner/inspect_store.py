@@ -80,6 +80,11 @@ def summarize_store(storage: Storage) -> StoreSummary:
     return s
 
 
+def scores(manifest: dict[str, Any]) -> bool:
+    """Whether the store scored each answer (stores before the field: teacher forcing)."""
+    return bool(manifest.get("scores", manifest.get("teacherForcing", False)))
+
+
 def format_summary(s: StoreSummary) -> str:
     m = s.manifest
     lines = [
@@ -97,6 +102,7 @@ def format_summary(s: StoreSummary) -> str:
         f"bytes        {s.bytes_parts} in parts; {s.activation_bytes_per_token:.1f} bytes/token "
         f"per site and layer (d_model x dtype = {s.ideal_bytes_per_token})",
     ]
+    lines.append(f"scores       {'yes' if scores(m) else 'no'} (teacher-forced answer accuracy)")
     if s.accuracy is not None:
         lines.append(f"accuracy     {s.correct}/{s.predictions} = {s.accuracy:.1%}")
     else:
@@ -135,6 +141,7 @@ def summary_json(s: StoreSummary) -> dict[str, Any]:
         "predictions": s.predictions,
         "correct": s.correct,
         "accuracy": s.accuracy,
+        "scores": scores(m),
         "unitsDamaged": {str(u): why for u, why in sorted(s.damaged.items())},
         "unitsRedone": {str(u): why for u, why in sorted(s.redone.items())},
     }

@@ -63,6 +63,8 @@ def build_manifest(
         "dtype": ex.dtype,
         "dModel": model.d_model,
         "teacherForcing": ex.teacher_forcing,
+        # whether predictions/ holds the teacher-forced score of each answer (`arcx inspect`)
+        "scores": ex.scores,
         "maxNewTokens": config.generation.max_new_tokens,
         "plan": plan.to_json(),
         "config": config.model_dump(mode="json", by_alias=True, exclude=CONFIG_HASH_EXCLUDE),

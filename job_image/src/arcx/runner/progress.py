@@ -76,18 +76,28 @@ def fmt_eta(seconds: float | None) -> str:
     )
 
 
-def _bar(total: int, initial: int, unit: str, desc: str, stream: TextIO) -> Any:
+def _bar(total: int, initial: int, unit: str, desc: str, stream: TextIO, *, eta: bool) -> Any:
+    """A tqdm bar; ``eta``: tqdm's own elapsed<remaining (the runner computes its own)."""
     from tqdm import tqdm
 
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        cols, rows = size.columns, size.lines
+    except (AttributeError, OSError, ValueError):
+        cols = rows = 0
+    timing = "  {elapsed}<{remaining}" if eta else ""
     return tqdm(
         total=total,
         initial=initial,
         desc=desc,
         unit=unit,
         file=stream,
-        dynamic_ncols=True,
+        dynamic_ncols=cols > 0,
+        # Some ptys report a 0 x 0 terminal; tqdm would then draw nothing at all.
+        ncols=None if cols > 0 else 100,
+        nrows=None if rows > 0 else 24,
         mininterval=0.2,
-        bar_format="{desc}{bar:30}| {n_fmt}/{total_fmt} " + unit + "  {postfix}",
+        bar_format="{desc}{bar:30}| {n_fmt}/{total_fmt} " + unit + timing + "{postfix}",
     )
 
 
@@ -183,7 +193,7 @@ class Progress:
         self.seen_padded = 0
         self.bar: Any = None
         if enabled and self.interactive:
-            self.bar = _bar(units_total, units_done, "units", "run ", self.stream)
+            self.bar = _bar(units_total, units_done, "units", "run ", self.stream, eta=False)
 
     def add_tokens(
         self,
@@ -276,14 +286,22 @@ class Tracker:
         self.tokens = 0
         self.fields: dict[str, Any] = {}
         human = is_human(self.stream) if interactive is None else interactive
-        self.bar: Any = _bar(total or 0, 0, unit, f"{name} ", self.stream) if human else None
+        self.bar: Any = (
+            _bar(total or 0, 0, unit, f"{name} ", self.stream, eta=True) if human else None
+        )
         if self.bar is not None and total is None:
             self.bar.total = None
 
-    def update(self, n: int = 1, *, tokens: int = 0, **fields: Any) -> None:
+    def update(
+        self, n: int = 1, *, tokens: int = 0, total: int | None = None, **fields: Any
+    ) -> None:
         self.n += n
         self.tokens += tokens
         self.fields.update(fields)
+        if total is not None and total != self.total:  # learned once the work is listed
+            self.total = total
+            if self.bar is not None:
+                self.bar.total = total
         if self.bar is not None:
             if self.tokens:
                 rate = self.tokens / max(self.clock() - self.start, 1e-9)

@@ -33,8 +33,11 @@ from arcx_store.parts import SequenceRows, assemble_part
 
 from arcx import exitcodes
 from arcx.config import ConfigError, JobConfig
-from arcx.runner import batching, distributed, manifest, sync
+from arcx.runner import activation_stats, batching, distributed, manifest, sync
 from arcx.runner.committer import Committer, UnitSummary
+from arcx.runner.compile_cache import configure_compilation_cache
+from arcx.runner.device_inputs import DeviceInputs, build_inputs
+from arcx.runner.packing import BatchPlanner
 from arcx.runner.plan import Unit, plan_units, units_for_slice
 from arcx.runner.progress import EventRecorder, Progress, log_event
 from arcx.runner.work import PromptMaker, Sequence, UnitWork
@@ -128,6 +131,33 @@ def check_config(config: JobConfig) -> None:
         )
 
 
+def check_some_sequence_fits(stats: RunStats, max_seq_len: int) -> None:
+    """A run that skipped every sequence (each longer than maxSeqLen) extracted nothing: 78."""
+    if stats.sequences or not stats.skipped:
+        return
+    lengths = [s["length"] for s in stats.skipped if s.get("length")]
+    if not lengths:  # no prompt could be built at all
+        raise ConfigError(f"prompt: every sequence was skipped ({stats.skipped[0]['reason']})")
+    raise ConfigError(
+        f"batching.maxSeqLen: all {len(stats.skipped)} sequences were skipped, the shortest "
+        f"being {min(lengths)} tokens > maxSeqLen {max_seq_len}, so nothing was extracted; "
+        "raise batching.maxSeqLen (and tokensPerBatch) and write to a new output.uri"
+    )
+
+
+def part_annotations(seq: Sequence, keep: np.ndarray) -> dict[str, Any]:
+    """A sequence's annotation tensors for its kept positions, and its augmentation."""
+    tokens = None
+    if seq.annotations is not None:
+        ann = seq.annotations.take(keep)
+        tokens = {f: getattr(ann, f) for f in ann.FIELDS}
+    return {
+        "annotations": tokens,
+        "dihedral": seq.augmentation.dihedral,
+        "colour_perm": tuple(seq.augmentation.colors),
+    }
+
+
 # -- the job ---------------------------------------------------------------------------
 
 
@@ -153,9 +183,7 @@ class Runner:
         self.committer = Committer(
             storage,
             process_id=cluster.process_id,
-            write_predictions=(
-                config.extraction.teacher_forcing or config.generation.max_new_tokens > 0
-            ),
+            write_predictions=(config.extraction.scores or config.generation.max_new_tokens > 0),
             on_written=self._written,
             on_committed=self._committed,
             pause_s=float(os.environ.get("ARCX_COMMIT_PAUSE_S", "0") or 0),
@@ -187,6 +215,7 @@ class Runner:
         from arcx.model import ModelLoadError, load_model, make_mesh
 
         cfg = self.config
+        configure_compilation_cache(cfg.engine.compilation_cache)  # before the first compile
         n_dev = len(jax.devices())
         if n_dev % cfg.mesh.model:
             raise ConfigError(
@@ -207,11 +236,19 @@ class Runner:
                 layers=list(cfg.extraction.layers),
                 out_dtype=cfg.extraction.dtype,
                 max_new_tokens=cfg.generation.max_new_tokens,
+                scoring=cfg.extraction.scores,
+                attention=cfg.engine.attention,
             )
         except ValueError as err:  # a layer outside the model
             raise ConfigError(f"extraction.layers: {err}") from None
         self.prompts = PromptMaker(cfg, self.loaded.tokenizer)
-        self.buckets = batching.make_buckets(cfg.batching.max_seq_len)
+        # Generation reads one prompt per row, so a job that generates runs unpacked.
+        self.planner = BatchPlanner.of(
+            cfg,
+            packed=cfg.engine.packing
+            and self.engine.packing
+            and cfg.generation.max_new_tokens == 0,
+        )
         mc = self.loaded.config
         self.plan = plan_units(self.store.num_tasks, cfg.output.unit_size)
         self.manifest = manifest.build_manifest(
@@ -316,18 +353,14 @@ class Runner:
             batching.kept_positions(cfg.extraction.positions, s.length, s.prompt_len, s.answer_span)
             for s in seqs
         ]
-        batches = batching.plan_batches(
-            [s.length for s in seqs],
-            buckets=self.buckets,
-            tokens_per_batch=cfg.batching.tokens_per_batch,
-            n_shards=eng.n_shards,
-        )
+        batches = self.planner.batches([s.length for s in seqs], eng.n_shards)
         pieces: dict[int, dict[str, np.ndarray]] = {}
         predictions: dict[int, dict[str, Any]] = {}
+        self.unit_stats = activation_stats.UnitStats()
         pending = None
         for batch in batches:
             self._check_stop()
-            nxt = eng.dispatch(batch, *self._inputs(batch, seqs, keep))
+            nxt = eng.dispatch(self._inputs(batch, seqs, keep))
             if pending is not None:
                 self._collect(eng.fetch(pending), seqs, pieces, predictions)
             pending = nxt
@@ -349,35 +382,18 @@ class Runner:
 
     def _inputs(
         self, batch: batching.Batch, seqs: list[Sequence], keep: list[np.ndarray]
-    ) -> tuple[Any, ...]:
-        r, length = batch.num_rows, batch.length
-        pad = self.loaded.pad_token_id
-        ids = np.full((r, length), pad, np.int32)
-        mask = np.zeros((r, length), np.int32)
-        ans = [seqs[i].answer_span for i in batch.rows if i is not None and seqs[i].answer_span]
-        a = batching.answer_width(max((e - s for s, e in ans), default=0), length)
-        logit_pos = np.zeros((r, a), np.int32)
-        gen = self.config.generation.max_new_tokens > 0
-        gen_ids = np.full((r, length), pad, np.int32) if gen else None
-        gen_mask = np.zeros((r, length), np.int32) if gen else None
-        real = 0
-        for row, i in enumerate(batch.rows):
-            if i is None:
-                continue
-            s = seqs[i]
-            ids[row, : s.length] = s.input_ids
-            mask[row, : s.length] = 1
-            real += s.length
-            if s.answer_span:
-                a0, a1 = s.answer_span
-                logit_pos[row, : a1 - a0] = np.arange(a0 - 1, a1 - 1)
-            if gen_ids is not None and gen_mask is not None:
-                gen_ids[row, : s.prompt_len] = s.input_ids[: s.prompt_len]
-                gen_mask[row, : s.prompt_len] = 1
-        self.stats.tokens_real += real
-        self.stats.tokens_padded += r * length
-        gather = batching.plan_gather(batch, keep)
-        return gather, ids, mask, logit_pos, gen_ids, gen_mask
+    ) -> DeviceInputs:
+        inputs = build_inputs(
+            batch,
+            seqs,
+            keep,
+            pad_token_id=self.loaded.pad_token_id,
+            scoring=self.engine.scoring,
+            generation=self.config.generation.max_new_tokens > 0,
+        )
+        self.stats.tokens_real += inputs.real_tokens
+        self.stats.tokens_padded += inputs.padded_tokens
+        return inputs
 
     def _collect(
         self,
@@ -386,33 +402,52 @@ class Runner:
         pieces: dict[int, dict[str, np.ndarray]],
         predictions: dict[int, dict[str, Any]],
     ) -> None:
+        for shard, by_name in (fetched.stats or {}).items():
+            for name, arrays in by_name.items():
+                counts = fetched.inputs.gather.seq_counts[shard]
+                self.unit_stats.add(name, activation_stats.host_moments(arrays, counts))
         for shard, arrays in fetched.shards.items():
             pos = 0
-            for seq, n in fetched.gather.seq_counts[shard]:
+            for seq, n in fetched.inputs.gather.seq_counts[shard]:
                 pieces[seq] = {k: v[pos : pos + n] for k, v in arrays.items()}
                 pos += n
         if not self.is_host0:
             return
-        cfg = self.config
-        for row, i in enumerate(fetched.batch.rows):
-            if i is None:
-                continue
-            s = seqs[i]
-            tf = None
-            if cfg.extraction.teacher_forcing and s.answer_span and fetched.argmax is not None:
-                a0, a1 = s.answer_span
-                guess = fetched.argmax[row, : a1 - a0]
-                tf = self.prompts.score(s, [int(t) for t in guess])
-                tf["correct"] = bool(np.array_equal(guess, s.input_ids[a0:a1]))
-                tf["mode"] = "teacher-forcing"
-            if fetched.generated is not None:
-                out = self.prompts.score(s, [int(t) for t in fetched.generated[row]])
-                out["mode"] = "generation"
-                if tf is not None:
-                    out["teacherForcedCorrect"] = tf["correct"]
-                predictions[i] = out
-            elif tf is not None:
-                predictions[i] = tf
+        guesses = {}
+        if fetched.argmax is not None:
+            guesses = {
+                a.seq: fetched.argmax[a.row, a.offset : a.offset + a.count]
+                for a in fetched.inputs.answers
+            }
+        for row, segments in enumerate(fetched.inputs.batch.rows):
+            for seg in segments:
+                guess = guesses.get(seg.seq)
+                self._predict(seg.seq, seqs[seg.seq], guess, fetched, row, predictions)
+
+    def _predict(
+        self,
+        i: int,
+        s: Sequence,
+        guess: np.ndarray | None,
+        fetched: Any,
+        row: int,
+        predictions: dict[int, dict[str, Any]],
+    ) -> None:
+        """Sequence ``i``'s prediction row: the teacher-forced guess and/or the generated one."""
+        tf = None
+        if guess is not None and s.answer_span:
+            a0, a1 = s.answer_span
+            tf = self.prompts.score(s, [int(t) for t in guess])
+            tf["correct"] = bool(np.array_equal(guess, s.input_ids[a0:a1]))
+            tf["mode"] = "teacher-forcing"
+        if fetched.generated is not None:
+            out = self.prompts.score(s, [int(t) for t in fetched.generated[row]])
+            out["mode"] = "generation"
+            if tf is not None:
+                out["teacherForcedCorrect"] = tf["correct"]
+            predictions[i] = out
+        elif tf is not None:
+            predictions[i] = tf
 
     def _write_part(
         self,
@@ -426,7 +461,13 @@ class Runner:
         background and commits it at the next ``finish``."""
         seqs = work.sequences
         rows = [
-            SequenceRows(seqs[i].task_id, seqs[i].test_index, seqs[i].input_ids[keep[i]], pieces[i])
+            SequenceRows(
+                seqs[i].task_id,
+                seqs[i].test_index,
+                seqs[i].input_ids[keep[i]],
+                pieces[i],
+                **part_annotations(seqs[i], keep[i]),
+            )
             for i in sorted(pieces)
         ]
         tensors, meta = assemble_part(
@@ -441,6 +482,17 @@ class Runner:
                 "dtype": self.config.extraction.dtype,
             },
         )
+        if self.engine.stats:
+            order = sorted(pieces)
+            tensors.update(
+                self.unit_stats.part_tensors(
+                    self.engine.keys,
+                    self.loaded.config.hidden_size,
+                    order,
+                    [len(keep[i]) for i in order],
+                )
+            )
+        self.unit_stats = activation_stats.UnitStats()
         self.stats.tasks += work.num_tasks
         self.stats.sequences += len(seqs)
         self.stats.tokens_kept += sum(len(k) for k in keep)
@@ -494,6 +546,7 @@ def run_job(
         runner.ensure_manifest()
         stop.working = True
         stats = runner.run()
+        check_some_sequence_fits(stats, config.batching.max_seq_len)
     except ConfigError as err:
         print(f"arcx run: configuration error: {err}", file=sys.stderr)
         return exitcodes.CONFIG_ERROR

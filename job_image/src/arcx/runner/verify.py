@@ -7,6 +7,7 @@ The cheap checks (marker parses, sizes, the backend's crc32c) are the committed-
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from arcx_store import layout
@@ -32,7 +33,13 @@ class VerifyReport:
         return not self.problems and self.units_committed == self.units_total
 
 
-def verify_store(storage: Storage, *, check_hashes: bool = True) -> VerifyReport:
+def verify_store(
+    storage: Storage,
+    *,
+    check_hashes: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """``progress(units_checked, units_total)`` is called before each unit is checked."""
     report = VerifyReport()
     try:
         manifest = read_manifest(storage)
@@ -49,7 +56,9 @@ def verify_store(storage: Storage, *, check_hashes: bool = True) -> VerifyReport
         return report
     report.units_total = len(plan.units)
     stats = list_store(storage)
-    for u in (unit.index for unit in plan.units):
+    for i, u in enumerate(unit.index for unit in plan.units):
+        if progress is not None:
+            progress(i, len(plan.units))
         key = layout.marker_key(u)
         if key not in stats:
             report.problems.append(f"unit {u}: not committed ({key} missing)")

@@ -20,6 +20,7 @@ class Sequence:
     answer_span: tuple[int, int] | None
     expected: Any  # the (augmented) test output grid, or None
     augmentation: Any  # arcx.prompts.Augmentation
+    annotations: Any = None  # arcx.prompts.annotations.TokenAnnotations, one per input id
 
     @property
     def length(self) -> int:
@@ -49,6 +50,7 @@ class PromptMaker:
 
     def unit_work(self, store: Any, unit: Unit) -> UnitWork:
         from arcx.prompts import build_prompt, choose_augmentation
+        from arcx.prompts.annotations import annotate_prompt
 
         cfg = self.config
         aug_cfg = cfg.prompt.augmentation
@@ -89,6 +91,7 @@ class PromptMaker:
                         p.answer_span,
                         seen.test[ti].output,
                         aug,
+                        annotate_prompt(p, seen, self.encoder, self.tokenizer),
                     )
                 )
         return work

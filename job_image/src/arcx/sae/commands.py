@@ -69,23 +69,26 @@ def _excluded(args: argparse.Namespace) -> list[int] | None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from arcx.runner.progress import tracked
     from arcx.sae.export import export_saelens
     from arcx.sae.parts import SaeDataError
     from arcx.storage import StorageError
 
     try:
-        report = export_saelens(
-            args.store,
-            args.out,
-            site=args.site,
-            layer=args.layer,
-            context_size=args.context_size,
-            seed=args.seed,
-            shuffle=not args.no_shuffle,
-            exclude_token_ids=_excluded(args),
-            dtype=args.dtype,
-            verify_checksums=not args.no_verify,
-        )
+        with tracked("export", total=None, unit="rows") as bar:
+            report = export_saelens(
+                args.store,
+                args.out,
+                site=args.site,
+                layer=args.layer,
+                context_size=args.context_size,
+                seed=args.seed,
+                shuffle=not args.no_shuffle,
+                exclude_token_ids=_excluded(args),
+                dtype=args.dtype,
+                verify_checksums=not args.no_verify,
+                progress=lambda tokens: bar.update(1, tokens=tokens),
+            )
     except (SaeDataError, StorageError, ValueError) as err:
         print(f"arcx export-saelens: {err}", file=sys.stderr)
         return 1

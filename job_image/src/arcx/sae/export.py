@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,7 +84,9 @@ def export_saelens(
     verify_checksums: bool = True,
     shuffle_buffer_tokens: int | None = None,
     rows_per_write: int = 64,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
+    """``progress(tokens)`` is called after each row of ``context_size`` tokens."""
     from datasets import Array2D, Dataset, Features, Sequence, Value
     from datasets.arrow_writer import ArrowWriter
 
@@ -141,6 +143,8 @@ def export_saelens(
             acts_held.append(batch.activations)
             tokens_held.append(batch.token_ids)
             rows += 1
+            if progress is not None:
+                progress(context_size)
             if len(acts_held) >= rows_per_write:
                 flush()
         flush()

