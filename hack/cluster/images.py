@@ -355,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hack.cluster.images", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("names", nargs="*", default=list(BUILDERS), choices=list(BUILDERS))
+    ap.add_argument("names", nargs="*", choices=[*BUILDERS, []], help="default: all")
     args = ap.parse_args(argv)
-    for n in args.names:
+    for n in args.names or list(BUILDERS):
         try:
             image = build(n)
         except ImageBuildError as e:

@@ -9,7 +9,8 @@
 # go.mod/go.sum pin every dependency: kube-apiserver, kube-controller-manager, kube-scheduler
 # and kubectl from k8s.io/kubernetes (hack/tools/k8s), etcd from go.etcd.io/etcd/server/v3
 # (hack/tools/etcd), the real test node's kubelet and kube-proxy from the same k8s wrapper,
-# CoreDNS from github.com/coredns/coredns (hack/tools/coredns), the JobSet controller from sigs.k8s.io/jobset (hack/tools/jobset), helm
+# CoreDNS from github.com/coredns/coredns with the plugins the node uses (hack/tools/coredns),
+# the JobSet controller from sigs.k8s.io/jobset (hack/tools/jobset), helm
 # from helm.sh/helm/v3/cmd/helm (hack/tools/helm). Versions are in versions.env.
 # It then runs hack/tools/fake-gcs-server.sh (the GCS tier's server, its own script).
 # Binaries live outside the work tree in ${ARCX_TOOLS_CACHE:-$HOME/.cache/arcx-tools}/
@@ -161,8 +162,8 @@ for m in "${missing[@]}"; do
     kube) build_kube ;;
     kubectl) build_kubectl ;;
     node) build_node ;;
-    coredns) build_wrapped coredns coredns github.com/coredns/coredns "$COREDNS_VERSION" \
-               github.com/coredns/coredns ;;
+    # The wrapper's own main: CoreDNS with only the plugins the real node uses.
+    coredns) build_wrapped coredns coredns github.com/coredns/coredns "$COREDNS_VERSION" . ;;
     etcd) build_wrapped etcd etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
     jobset) have jobset "$JOBSET_VERSION" \
               || build_wrapped jobset jobset sigs.k8s.io/jobset "$JOBSET_VERSION" sigs.k8s.io/jobset \
