@@ -99,3 +99,32 @@ def test_parts_hold_annotations_augmentations_and_exact_statistics(augmented_sto
         text=True,
     ).stdout
     assert "roles        template" in text and "stats        resid_post.1:" in text
+
+
+def test_the_sae_loader_filters_by_annotation_and_normalises_by_the_stored_norm(
+    augmented_store,
+):
+    from arcx.sae.loader import ActivationLoader
+
+    every = [t for t, _ in parts(augmented_store)]
+
+    def rows(where: str, want) -> None:
+        loader = ActivationLoader(
+            str(augmented_store), site="resid_post", layer=1, batch_size=64,
+            exclude_token_ids=(), shuffle=False, where=where,
+        )  # fmt: skip
+        got = np.concatenate([b for b in loader] or [np.zeros((0, 64))])
+        expect = np.concatenate([t["resid_post.1"][want(t)] for t in every]).astype(np.float32)
+        assert len(expect) and np.array_equal(got, expect)
+
+    rows("role=answer cells", lambda t: (t[layout.ANN_ROLE] == Role.ANSWER) & (t["ann.cells"] > 0))
+    rows(
+        "role=test_input colour=3",
+        lambda t: (t[layout.ANN_ROLE] == Role.TEST_INPUT) & (t[layout.ANN_COLOUR] == 3),
+    )
+    loader = ActivationLoader(
+        str(augmented_store), site="mlp_out", layer=3, batch_size=128,
+        exclude_token_ids=(), normalize="mean_norm",
+    )  # fmt: skip
+    norms = np.concatenate([np.linalg.norm(b, axis=1) for b in loader])
+    np.testing.assert_allclose(norms.mean(), np.sqrt(64), rtol=1e-3)
