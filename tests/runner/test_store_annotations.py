@@ -128,3 +128,27 @@ def test_the_sae_loader_filters_by_annotation_and_normalises_by_the_stored_norm(
     )  # fmt: skip
     norms = np.concatenate([np.linalg.norm(b, axis=1) for b in loader])
     np.testing.assert_allclose(norms.mean(), np.sqrt(64), rtol=1e-3)
+
+
+def test_the_saelens_export_filters_and_normalises_like_the_loader(augmented_store, tmp_path):
+    from datasets import load_from_disk
+
+    from arcx.sae.export import PROVENANCE_FILE, export_saelens
+    from arcx.sae.loader import ActivationLoader
+
+    opts = dict(site="resid_post", layer=1, exclude_token_ids=(), where="role=answer cells")
+    report = export_saelens(
+        str(augmented_store), tmp_path / "out", context_size=8, shuffle=False,
+        normalize="mean_norm", **opts,
+    )  # fmt: skip
+    loader = ActivationLoader(
+        str(augmented_store), batch_size=8, shuffle=False, normalize="mean_norm", **opts
+    )
+    want = np.concatenate(list(loader))
+    got = load_from_disk(str(tmp_path / "out")).with_format("numpy")[:][report.hook_name]
+    got = got.reshape(-1, 64)
+    assert report.norm_scale == loader.norm_scale != 1.0
+    np.testing.assert_array_equal(got, want[: len(got)])
+    assert len(want) - len(got) == report.tokens_dropped < 8
+    meta = json.loads((tmp_path / "out" / PROVENANCE_FILE).read_text())
+    assert meta["where"] == "role=answer cells" and meta["norm_scale"] == report.norm_scale
