@@ -3,6 +3,11 @@
     python bench/forward.py                      # the default runs, on CPU or the accelerator
     python bench/forward.py --shapes tiny --reps 5 --dtype bfloat16
     python bench/forward.py --shapes qwen2.5-0.5b-width --runs 1x512 --no-unrolled   # small check
+    python bench/forward.py --shapes qwen2.5-7b-width --layers 1 --runs 1x64 --no-unrolled
+                                                 # the 7B width, cut to 1 layer: checks the bench
+
+The default shapes are those a CPU runs (tiny, 0.5B); the 7B width (about 6.5B parameters
+with its small vocabulary) is for an accelerator (bench/device.sh).
 
 For each model shape, one random checkpoint is written to a temporary directory and read
 by both implementations. Both run the same token ids: arcx's jitted ``forward`` on one
@@ -68,9 +73,25 @@ SHAPES = {
         vocab_size=2048,
         tie=True,
     ),
+    # Qwen2.5-7B's width and depth (head_dim 128, 7 query heads per key/value head, an
+    # untied LM head) with a small vocabulary
+    "qwen2.5-7b-width": dict(
+        hidden_size=3584,
+        num_layers=28,
+        num_heads=28,
+        num_kv_heads=4,
+        intermediate_size=18944,
+        vocab_size=2048,
+        tie=False,
+    ),
 }
+CPU_SHAPES = ["tiny", "qwen2.5-0.5b-width"]
 # (batch, sequence length) per shape: ARC prompts reach 4-8k tokens
-DEFAULT_RUNS = {"tiny": [(8, 256)], "qwen2.5-0.5b-width": [(1, 2048), (1, 8192)]}
+DEFAULT_RUNS = {
+    "tiny": [(8, 256)],
+    "qwen2.5-0.5b-width": [(1, 2048), (1, 8192)],
+    "qwen2.5-7b-width": [(1, 2048), (1, 8192)],
+}
 
 
 def _timed(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -148,6 +169,7 @@ def bench_shape(
     *,
     attention: str,
     unrolled: bool,
+    layers: int | None = None,
 ) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM
@@ -156,7 +178,7 @@ def bench_shape(
     raw = tiny_config(
         vocab_size=s["vocab_size"],
         hidden_size=s["hidden_size"],
-        num_layers=s["num_layers"],
+        num_layers=layers or s["num_layers"],
         num_heads=s["num_heads"],
         num_kv_heads=s["num_kv_heads"],
         intermediate_size=s["intermediate_size"],
@@ -215,7 +237,7 @@ def bench_shape(
         flops = model_flops(cfg, batch, seq)
         rows.append(
             {
-                "shape": name,
+                "shape": name if layers is None else f"{name} ({n} layers)",
                 "batch x seq": f"{batch}x{seq}",
                 "compile s scan": compile_scan,
                 "compile s unrolled": compile_unrolled,
@@ -235,7 +257,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--shapes", nargs="+", default=CPU_SHAPES, choices=list(SHAPES))
     p.add_argument(
         "--runs",
         nargs="+",
@@ -251,6 +273,12 @@ def main() -> None:
         dest="unrolled",
         action="store_false",
         help="skip compiling the unrolled baseline",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="cut every shape to this many layers (to check a wide shape's bench on a small machine)",
     )
     args = p.parse_args()
     override = [tuple(int(x) for x in r.split("x")) for r in args.runs] if args.runs else None
@@ -273,6 +301,7 @@ def main() -> None:
             torch_device,
             attention=args.attention,
             unrolled=args.unrolled,
+            layers=args.layers,
         )
         peaks.append(matmul_peak(args.dtype, torch_device))
     # The best matmul rate seen (before and after each shape), so MFU is never flattered by a

@@ -141,10 +141,8 @@ def test_engine_on_packed_rows_matches_one_sequence_per_row(tiny_model):
     """The whole device path (inputs, forward, gather, argmax) on packed rows gives every
     sequence's kept activations and teacher-forced guesses as when it runs alone, fp32."""
     from arcx.model import load_model, make_mesh
-    from arcx.runner.engine import Engine, forward_takes_segments
+    from arcx.runner.engine import Engine
 
-    if not forward_takes_segments():
-        pytest.skip("the model's forward reads masks only (no packed rows yet)")
     mesh = make_mesh(1)
     loaded = load_model(str(tiny_model), mesh=mesh, dtype="float32")
     eng = Engine(

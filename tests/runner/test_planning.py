@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arcx.config import ConfigError
+from arcx.config import ConfigError, parse_config
 from arcx.runner import batching
 from arcx.runner.distributed import read_cluster_env
 from arcx.runner.plan import UnitPlan, plan_units, units_for_slice
@@ -198,3 +198,29 @@ def test_scoring_follows_teacher_forcing_unless_set_and_needs_an_answer():
     assert _config().output_hash() == _config(scoring=True).output_hash()
     with pytest.raises(ConfigError, match="scoring: true needs teacherForcing"):
         _config(scoring=True, teacherForcing=False)
+
+
+def test_moving_the_compilation_cache_keeps_the_job_resumable():
+    def job(cache: str) -> str:
+        return parse_config(
+            {
+                "model": {"source": "m"},
+                "dataset": {"source": "d"},
+                "extraction": {"layers": [0]},
+                "output": {"uri": "o"},
+                "engine": {"compilationCache": cache},
+            }
+        ).output_hash()
+
+    assert job("") == job("/cache/a") == job("gs://b/xla")
+    assert (
+        job("")
+        != parse_config(
+            {
+                "model": {"source": "m"},
+                "dataset": {"source": "d"},
+                "extraction": {"layers": [1]},
+                "output": {"uri": "o"},
+            }
+        ).output_hash()
+    )

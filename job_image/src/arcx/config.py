@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -261,11 +262,20 @@ class ConfigError(Exception):
     """An invalid job configuration; `arcx run` exits with exitcodes.CONFIG_ERROR."""
 
 
+_LEADING_FIELD = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.DOTALL)
+
+
 def _format_validation_error(err: ValidationError, where: str) -> str:
     lines = [f"invalid job configuration in {where}:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  {loc}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ")
+        # A section's cross-field rule names its field first ("positions: ..."): fold it
+        # into the location so the line names the exact field, as a field rule's does.
+        field = _LEADING_FIELD.match(msg) if e["type"] == "value_error" else None
+        if field:
+            loc, msg = f"{loc}.{field[1]}", field[2]
+        lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 
 

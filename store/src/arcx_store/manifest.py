@@ -16,8 +16,13 @@ from arcx_store.jsonfile import encode, parse_object
 
 # Fields of the job config that do not change the bytes written: left out of the config
 # hash (a job may move buckets or be re-run with another slice count) and of the config
-# the manifest records. A pydantic ``exclude`` spec over the config's field names.
-CONFIG_HASH_EXCLUDE: dict[str, Any] = {"output": {"uri"}, "parallelism": True}
+# the manifest records. A pydantic ``exclude`` spec over the config's field names. Where
+# compiled programs are cached changes only how fast a pod restarts.
+CONFIG_HASH_EXCLUDE: dict[str, Any] = {
+    "output": {"uri"},
+    "parallelism": True,
+    "engine": {"compilation_cache"},
+}
 
 # What a resume compares, and how a refusal names it.
 _COMPARED = (

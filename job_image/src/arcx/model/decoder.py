@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
 from arcx.model import attention as attn_lib
 from arcx.model.config import ModelConfig
@@ -247,11 +248,12 @@ class _Attend:
     kv_segment_ids: jax.Array
     q_order: jax.Array  # causality: a query sees keys of its segment with kv_order <= q_order
     kv_order: jax.Array
+    mesh: Mesh | None = None  # the kernels run per shard under shard_map over it
 
     @classmethod
-    def within(cls, impl: str, rows: Rows) -> _Attend:
+    def within(cls, impl: str, rows: Rows, mesh: Mesh | None = None) -> _Attend:
         """Self-attention over packed rows: causal by position within each segment."""
-        return cls(impl, rows.segment_ids, rows.segment_ids, rows.positions, rows.positions)
+        return cls(impl, rows.segment_ids, rows.segment_ids, rows.positions, rows.positions, mesh)
 
     def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
         return attn_lib.attention(
@@ -263,6 +265,7 @@ class _Attend:
             impl=self.impl,
             q_positions=self.q_order,
             kv_positions=self.kv_order,
+            mesh=self.mesh,
         )
 
 
@@ -297,6 +300,7 @@ def forward(
     compute_logits: bool = True,
     attention_impl: str = "auto",
     unroll: int | bool = 1,
+    mesh: Mesh | None = None,
 ) -> ForwardOutput:
     """Logits and the captured activations for packed rows (or a padded batch).
 
@@ -306,10 +310,14 @@ def forward(
     only layers ``0..max(capture.layers)`` run: no later layer, no final norm, no LM head, and
     ``logits`` is None. ``attention_impl`` names an implementation of
     :func:`arcx.model.attention.attention`. ``unroll`` is passed to the layer scan (``True``
-    unrolls every layer, the old Python loop's compile behaviour; for benchmarks).
+    unrolls every layer, the old Python loop's compile behaviour; for benchmarks). ``mesh``:
+    the (data, model) mesh the batch is sharded over; given one of several devices, the
+    Pallas kernels (splash, flash) run per shard under ``shard_map`` instead of on inputs
+    gathered onto every device (the blocked and reference paths ignore it: XLA partitions
+    them).
 
-    Jit-compatible: ``capture``, ``compute_logits``, ``attention_impl`` and ``unroll`` are
-    static, the module is a pytree.
+    Jit-compatible: ``capture``, ``compute_logits``, ``attention_impl``, ``unroll`` and
+    ``mesh`` are static, the module is a pytree.
     """
     cfg = model.config
     capture.check(cfg)
@@ -317,7 +325,7 @@ def forward(
     depth = cfg.num_hidden_layers if compute_logits else capture.depth()
     x = _embed(model, input_ids)
     cos, sin = rope_tables(inverse_frequencies(cfg), rows.positions, model.dtype)
-    attend = _Attend.within(attention_impl, rows)
+    attend = _Attend.within(attention_impl, rows, mesh)
     graphdef, state = nnx.split(model.layers)
     layers = sorted(set(capture.layers))
     slot = np.zeros(max(depth, 1), np.int32)
@@ -369,15 +377,17 @@ def prefill(
     cache_len: int,
     *,
     attention_impl: str = "auto",
+    mesh: Mesh | None = None,
 ) -> tuple[jax.Array, Cache]:
     """Run a padded prompt batch; return the final hidden states [B,T,D] and a cache of
-    ``cache_len`` slots whose first T slots hold the prompt's keys and values."""
+    ``cache_len`` slots whose first T slots hold the prompt's keys and values. ``mesh`` as
+    in :func:`forward`."""
     cfg = model.config
     t = input_ids.shape[1]
     rows = rows_from_mask(attention_mask)
     x = _embed(model, input_ids)
     cos, sin = rope_tables(inverse_frequencies(cfg), rows.positions, model.dtype)
-    attend = _Attend.within(attention_impl, rows)
+    attend = _Attend.within(attention_impl, rows, mesh)
     graphdef, state = nnx.split(model.layers)
 
     def body(h: jax.Array, i: jax.Array) -> tuple:

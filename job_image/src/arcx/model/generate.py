@@ -15,6 +15,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from arcx.model.decoder import CausalLM, decode_step, prefill
 
@@ -28,11 +29,13 @@ def greedy_generate(
     eos_token_ids: Sequence[int],
     pad_token_id: int,
     attention_impl: str = "auto",
+    mesh: Mesh | None = None,
 ) -> jax.Array:
     """Generated tokens [B, max_new_tokens] int32 (the prompt is not repeated).
 
-    ``attention_impl`` is the prompt's (prefill's) attention; each new token attends the
-    cache through the reference path (one query row)."""
+    ``attention_impl`` is the prompt's (prefill's) attention, run per shard over ``mesh``
+    for the Pallas kernels (see :func:`arcx.model.decoder.forward`); each new token attends
+    the cache through the reference path (one query row)."""
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if max_new_tokens == 0:
@@ -47,10 +50,11 @@ def greedy_generate(
         jnp.asarray(pad_token_id, jnp.int32),
         max_new_tokens=max_new_tokens,
         attention_impl=attention_impl,
+        mesh=mesh,
     )
 
 
-@partial(jax.jit, static_argnames=("max_new_tokens", "attention_impl"))
+@partial(jax.jit, static_argnames=("max_new_tokens", "attention_impl", "mesh"))
 def _generate(
     model: CausalLM,
     input_ids: jax.Array,
@@ -60,11 +64,12 @@ def _generate(
     *,
     max_new_tokens: int,
     attention_impl: str,
+    mesh: Mesh | None,
 ) -> jax.Array:
     b, t = input_ids.shape
     cache_len = t + max_new_tokens - 1
     hidden, cache = prefill(
-        model, input_ids, attention_mask, cache_len, attention_impl=attention_impl
+        model, input_ids, attention_mask, cache_len, attention_impl=attention_impl, mesh=mesh
     )
     last = t - 1 - jnp.argmax(attention_mask[:, ::-1], axis=1)  # last real token per row
     h_last = jnp.take_along_axis(hidden, last[:, None, None], axis=1)

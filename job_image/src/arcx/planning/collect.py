@@ -75,18 +75,8 @@ def job_shape(config: JobConfig) -> JobShape:
 def batcher(config: JobConfig, packed: bool, n_shards: int) -> Callable[[list[int]], list[Any]]:
     """The runner's planner for one unit's sequences over ``n_shards`` data shards (with
     the empty shard batches it adds when a shape has fewer batches than shards)."""
-    try:
-        from arcx.runner.packing import BatchPlanner
-    except ImportError:  # before packing: the bucketed planner is the runner's only one
-        from arcx.runner import batching
+    from arcx.runner.packing import BatchPlanner
 
-        buckets = batching.make_buckets(config.batching.max_seq_len)
-        return lambda lengths: batching.plan_batches(
-            lengths,
-            buckets=buckets,
-            tokens_per_batch=config.batching.tokens_per_batch,
-            n_shards=n_shards,
-        )
     planner = BatchPlanner.of(config, packed=packed)
     return lambda lengths: planner.batches(lengths, n_shards)
 

@@ -326,3 +326,59 @@ def original_cells(
         np.where(cell, flat % w0, -1).astype(np.int32),
         np.where(cell, inverse[np.where(cell, colour, 0)], -1).astype(np.int32),
     )
+
+
+# -- selecting tokens by annotation ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenFilter:
+    """Which stored tokens to keep, by annotation: every given condition must hold.
+
+    ``TokenFilter(roles=(Role.ANSWER,), cells_only=True)``: only answer cells;
+    ``TokenFilter(roles=(Role.TEST_INPUT,), colours=(3,))``: only colour 3 in test inputs.
+    Colours are as the prompt shows them (after augmentation).
+    """
+
+    roles: tuple[Role, ...] | None = None
+    examples: tuple[int, ...] | None = None
+    colours: tuple[int, ...] | None = None
+    cells_only: bool = False
+
+    def mask(self, ann: dict[str, np.ndarray]) -> np.ndarray:
+        """A bool mask over tokens from their ``role``, ``example``, ``colour``, ``cells``."""
+        keep = np.ones(len(ann["role"]), bool)
+        if self.roles is not None:
+            keep &= np.isin(ann["role"], [int(r) for r in self.roles])
+        if self.examples is not None:
+            keep &= np.isin(ann["example"], list(self.examples))
+        if self.colours is not None:
+            keep &= np.isin(ann["colour"], list(self.colours))
+        if self.cells_only:
+            keep &= ann["cells"] > 0
+        return keep
+
+    @classmethod
+    def parse(cls, text: str) -> TokenFilter:
+        """``"role=answer,test_input colour=3 example=0 cells"`` -> a filter; ValueError
+        naming the word it cannot read."""
+        kw: dict[str, Any] = {}
+        for word in text.split():
+            key, _, value = word.partition("=")
+            try:
+                if key == "cells" and not value:
+                    kw["cells_only"] = True
+                elif key == "role":
+                    kw["roles"] = tuple(Role[v.upper()] for v in value.split(","))
+                elif key in ("example", "colour", "color"):
+                    name = "examples" if key == "example" else "colours"
+                    kw[name] = tuple(int(v) for v in value.split(","))
+                else:
+                    raise ValueError
+            except (KeyError, ValueError):
+                roles = ", ".join(r.name.lower() for r in Role)
+                raise ValueError(
+                    f"cannot read {word!r}: expected role=<{roles}>[,...], example=N[,...], "
+                    "colour=N[,...] or cells"
+                ) from None
+        return cls(**kw)

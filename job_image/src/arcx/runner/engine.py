@@ -11,7 +11,6 @@ by exactly one host: the lowest process id among the devices that hold it.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +43,6 @@ class Fetched:
     generated: np.ndarray | None
     # owned data shard -> name -> the shard's moments (arcx.runner.activation_stats)
     stats: dict[int, dict[str, dict[str, np.ndarray]]] | None = None
-
-
-def forward_takes_segments() -> bool:
-    """Whether the model's forward reads packed rows (segment ids and positions)."""
-    from arcx.model import forward
-
-    return "segment_ids" in inspect.signature(forward).parameters
 
 
 class Engine:
@@ -87,7 +79,7 @@ class Engine:
         self.scoring = scoring
         self.attention = attention
         self.stats = stats  # moments of the kept rows, computed in the gather program
-        self.packing = forward_takes_segments()  # whether rows may hold several sequences
+        self.packing = True  # rows may hold several sequences (the forward reads segments)
         self.n_shards = mesh.shape[DATA]
         self.rows_sharding = batch_sharding(mesh)
         self.replicated = NamedSharding(mesh, P())
@@ -120,20 +112,17 @@ class Engine:
     ) -> Any:
         from arcx.model import forward
 
-        if self.packing:
-            out = forward(
-                model,
-                ids,
-                capture=self.capture,
-                segment_ids=segment_ids,
-                positions=positions,
-                logit_positions=logit_pos,
-                compute_logits=self.scoring,
-                attention_impl=self.attention,
-            )
-        else:  # a forward that reads a mask: unpacked rows only (the runner plans them so)
-            mask = (segment_ids > 0).astype(jnp.int32)
-            out = forward(model, ids, mask, self.capture, logit_positions=logit_pos)
+        out = forward(
+            model,
+            ids,
+            capture=self.capture,
+            segment_ids=segment_ids,
+            positions=positions,
+            logit_positions=logit_pos,
+            compute_logits=self.scoring,
+            attention_impl=self.attention,
+            mesh=self.mesh,
+        )
         acts = {k: v.astype(self.out_dtype) for k, v in out.activations.items()}
         if not self.scoring:
             return (acts,)
@@ -194,9 +183,6 @@ class Engine:
     def _generate(self, gen_ids: np.ndarray, gen_mask: np.ndarray) -> jax.Array:
         from arcx.model import greedy_generate
 
-        extra: dict[str, Any] = {}
-        if "attention_impl" in inspect.signature(greedy_generate).parameters:
-            extra["attention_impl"] = self.attention
         return greedy_generate(
             self.model,
             self._global(gen_ids, self.rows_sharding),
@@ -204,7 +190,8 @@ class Engine:
             max_new_tokens=self.max_new_tokens,
             eos_token_ids=self.loaded.eos_token_ids,
             pad_token_id=self.loaded.pad_token_id,
-            **extra,
+            attention_impl=self.attention,
+            mesh=self.mesh,
         )
 
     def fetch(self, pending: Pending) -> Fetched:

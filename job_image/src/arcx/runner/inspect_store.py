@@ -6,12 +6,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from arcx_store import layout
 from arcx_store.backends.base import Storage
 from arcx_store.dtypes import itemsize
 from arcx_store.errors import StoreFormatError
+from arcx_store.header import HeaderError
 from arcx_store.manifest import read_manifest
+from arcx_store.parts import tensor_views
+from arcx_store.stats import Moments
 from arcx_store.units import unit_states
 
+from arcx.prompts.annotations import Role
 from arcx.runner.plan import UnitPlan
 
 
@@ -32,6 +38,11 @@ class StoreSummary:
     damaged: dict[int, str] = field(default_factory=dict)
     # unit -> why an earlier commit of it was discarded and the unit redone
     redone: dict[int, str] = field(default_factory=dict)
+    # stored tokens by annotation role (format 3 parts; "unannotated" for older ones)
+    roles: dict[str, int] = field(default_factory=dict)
+    # "site.layer" -> the statistics of every stored token, merged over parts; top ids
+    # are (unit, host, row in that part)
+    stats: dict[str, Moments] = field(default_factory=dict)
 
     @property
     def activation_bytes_per_token(self) -> float:
@@ -64,6 +75,8 @@ def summarize_store(storage: Storage) -> StoreSummary:
         s.sequences += int(marker["sequences"])
         s.tokens += int(marker["tokens"])
         s.bytes_parts += sum(int(p["size"]) for p in marker["parts"])
+        for p in marker["parts"]:
+            _add_part(storage, s, u, str(p["key"]))
         s.skipped += marker.get("skipped", [])
         if marker.get("predictions"):
             for n, line in enumerate(storage.read_bytes(marker["predictions"]["key"]).splitlines()):
@@ -78,6 +91,48 @@ def summarize_store(storage: Storage) -> StoreSummary:
                 s.predictions += 1
                 s.correct += bool(row.get("correct"))
     return s
+
+
+def _add_part(storage: Storage, s: StoreSummary, unit: int, key: str) -> None:
+    """Count the part's tokens by role and merge its statistics (reads only those tensors)."""
+    try:
+        arrays, _ = tensor_views(storage.read_mapped(key))
+    except HeaderError as err:
+        raise StoreFormatError(f"{storage.uri}/{key}: {err}") from None
+    if layout.ANN_ROLE in arrays:
+        counts = np.bincount(np.asarray(arrays[layout.ANN_ROLE]) + 1, minlength=len(Role) + 1)
+        names = ["unannotated", *(r.name.lower() for r in Role)]
+        for name, n in zip(names, counts.tolist(), strict=False):
+            if n:
+                s.roles[name] = s.roles.get(name, 0) + n
+    elif layout.TOKEN_IDS in arrays:
+        s.roles["unannotated"] = s.roles.get("unannotated", 0) + len(arrays[layout.TOKEN_IDS])
+    host = int(key.rsplit(layout.PART_PREFIX, 1)[-1].removesuffix(layout.PART_SUFFIX) or 0)
+    for site in s.manifest["sites"]:
+        for layer in s.manifest["layers"]:
+            try:
+                m = Moments.from_tensors(arrays, site, int(layer))
+            except KeyError:
+                continue  # a part written before format 3
+            name = layout.tensor_name(site, int(layer))
+            m = m.relabel(host).relabel(unit)
+            s.stats[name] = s.stats[name].merge(m) if name in s.stats else m
+
+
+def stats_json(m: Moments) -> dict[str, Any]:
+    return {
+        "count": m.count,
+        "meanNorm": m.norm,
+        "normOfMean": float(np.linalg.norm(m.mean)),
+        "meanVariance": float(m.variance.mean()) if m.count else 0.0,
+        "maxAbs": float(m.maxabs.max()) if m.count else 0.0,
+        "maxAbsUnit": int(m.maxabs.argmax()) if m.count else -1,
+        "largestNorms": [
+            {"norm": float(v), "unit": int(i[0]), "host": int(i[1]), "row": int(i[2])}
+            for v, i in zip(m.top_norm, m.top_ids, strict=True)
+            if i[0] >= 0
+        ],
+    }
 
 
 def scores(manifest: dict[str, Any]) -> bool:
@@ -107,6 +162,19 @@ def format_summary(s: StoreSummary) -> str:
         lines.append(f"accuracy     {s.correct}/{s.predictions} = {s.accuracy:.1%}")
     else:
         lines.append("accuracy     (no predictions stored)")
+    if s.roles:
+        lines.append("roles        " + ", ".join(f"{k} {v}" for k, v in s.roles.items()))
+    for name, m in s.stats.items():
+        j = stats_json(m)
+        top = j["largestNorms"][0] if j["largestNorms"] else None
+        where = (
+            f"; largest norm {top['norm']:.3g} (unit {top['unit']} row {top['row']})" if top else ""
+        )
+        lines.append(
+            f"stats        {name}: {m.count} tokens, mean norm {m.norm:.4g}, "
+            f"mean variance {j['meanVariance']:.4g}, max |x| {j['maxAbs']:.4g} "
+            f"(unit {j['maxAbsUnit']}){where}"
+        )
     for u, why in sorted(s.damaged.items()):
         lines.append(f"  damaged    unit {u}: {why} (a resume redoes it)")
     for u, why in sorted(s.redone.items()):
@@ -144,4 +212,6 @@ def summary_json(s: StoreSummary) -> dict[str, Any]:
         "scores": scores(m),
         "unitsDamaged": {str(u): why for u, why in sorted(s.damaged.items())},
         "unitsRedone": {str(u): why for u, why in sorted(s.redone.items())},
+        "tokensByRole": dict(s.roles),
+        "stats": {name: stats_json(m) for name, m in s.stats.items()},
     }

@@ -50,7 +50,7 @@ class PromptMaker:
 
     def unit_work(self, store: Any, unit: Unit) -> UnitWork:
         from arcx.prompts import build_prompt, choose_augmentation
-        from arcx.prompts.annotations import annotate_prompt
+        from arcx.prompts.annotations import AnnotationError, annotate_prompt
 
         cfg = self.config
         aug_cfg = cfg.prompt.augmentation
@@ -82,6 +82,10 @@ class PromptMaker:
                         _skip(task.task_id, ti, n, f"{n} tokens > batching.maxSeqLen {max_len}")
                     )
                     continue
+                try:
+                    ann = annotate_prompt(p, seen, self.encoder, self.tokenizer)
+                except AnnotationError:
+                    ann = None  # a template the layout cannot follow: stored as role -1
                 work.sequences.append(
                     Sequence(
                         task.task_id,
@@ -91,7 +95,7 @@ class PromptMaker:
                         p.answer_span,
                         seen.test[ti].output,
                         aug,
-                        annotate_prompt(p, seen, self.encoder, self.tokenizer),
+                        ann,
                     )
                 )
         return work

@@ -68,6 +68,8 @@ class ExportReport:
     units: int
     store: str
     config_hash: str
+    where: str | None = None  # the annotation filter rows were selected by
+    norm_scale: float = 1.0  # every row was multiplied by this (normalize="mean_norm")
 
 
 def export_saelens(
@@ -85,8 +87,11 @@ def export_saelens(
     shuffle_buffer_tokens: int | None = None,
     rows_per_write: int = 64,
     progress: Callable[[int], None] | None = None,
+    where: str | None = None,
+    normalize: str = "none",
 ) -> ExportReport:
-    """``progress(tokens)`` is called after each row of ``context_size`` tokens."""
+    """``progress(tokens)`` is called after each row of ``context_size`` tokens. ``where``
+    and ``normalize`` select and scale rows as :class:`ActivationLoader` does."""
     from datasets import Array2D, Dataset, Features, Sequence, Value
     from datasets.arrow_writer import ArrowWriter
 
@@ -111,6 +116,8 @@ def export_saelens(
         epochs=1,
         shuffle=shuffle,
         drop_last=False,
+        where=where,
+        normalize=normalize,
     )
     d_in = loader.d_model
     features = Features(
@@ -173,6 +180,8 @@ def export_saelens(
         units=loader.info.units_committed,
         store=loader.info.uri,
         config_hash=str(loader.info.manifest.get("configHash", "")),
+        where=where,
+        norm_scale=loader.norm_scale,
     )
     (out / PROVENANCE_FILE).write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n")
     return report

@@ -25,13 +25,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from arcx_store.header import HeaderError
+from arcx_store.parts import tensor_views
+from arcx_store.stats import Moments
 
+from arcx.prompts.annotations import TokenFilter
 from arcx.sae.parts import OpenPart, PartRef, SaeDataError, StoreInfo, open_part, read_store
 from arcx.sae.special_tokens import as_id_array, default_excluded_ids
 from arcx.storage import Storage, open_storage
 
 DEFAULT_BUFFER_TOKENS = 1 << 16
 DEFAULT_OPEN_PARTS = 8
+NORMALIZATIONS = ("none", "mean_norm")
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,13 @@ class _Cursor:
     def left(self) -> int:
         return len(self.rows) - self.pos
 
-    def take(self, n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    def take(self, n: int, dtype: np.dtype, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         idx = self.rows[self.pos : self.pos + n]
         self.pos += len(idx)
         idx = np.sort(idx)  # near-sequential reads; the buffer permutes them anyway
         acts = np.asarray(self.part.activations[idx], dtype=dtype)
+        if scale != 1.0:
+            acts *= np.asarray(scale, dtype)
         return acts, self.part.token_ids[idx]
 
 
@@ -70,6 +77,13 @@ class ActivationLoader:
     stream. ``shuffle=False`` reads parts and rows in store order (for baselines and
     order-preserving exports). Iterating yields activation arrays; ``batches()`` yields
     :class:`Batch` with token ids and source units too.
+
+    ``where``: keep only the tokens an :class:`arcx.prompts.annotations.TokenFilter` (or
+    its text form, ``"role=answer cells"``) selects; needs a store of format 3.
+    ``normalize="mean_norm"``: multiply every row by ``norm_scale`` = sqrt(d_model) / the
+    store's mean L2 norm of this site and layer, merged from the statistics the run stored
+    (over every stored token, before ``where`` and the excluded ids), so rows have mean
+    norm sqrt(d_model) as SAE trainers expect; ``"none"`` (default) leaves them as stored.
     """
 
     def __init__(
@@ -88,6 +102,8 @@ class ActivationLoader:
         epochs: int | None = 1,
         shuffle: bool = True,
         drop_last: bool = False,
+        where: TokenFilter | str | None = None,
+        normalize: str = "none",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -117,6 +133,15 @@ class ActivationLoader:
             exclude_token_ids = default_excluded_ids(self.info.manifest, self.info.uri)
         self.excluded = np.asarray(as_id_array(exclude_token_ids), dtype=np.int32)
         self.d_model = self.info.d_model
+        try:
+            self.where = TokenFilter.parse(where) if isinstance(where, str) else where
+        except ValueError as err:
+            raise SaeDataError(f"where: {err}") from None
+        if normalize not in NORMALIZATIONS:
+            raise SaeDataError(f"normalize must be one of {NORMALIZATIONS}, not {normalize!r}")
+        self.norm_scale = 1.0
+        if normalize == "mean_norm":
+            self.norm_scale = self._mean_norm_scale()
         self._verified: set[str] = set()
         self._buffer: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if not self.info.parts:
@@ -128,6 +153,25 @@ class ActivationLoader:
     @property
     def parts(self) -> tuple[PartRef, ...]:
         return self.info.parts
+
+    def _mean_norm_scale(self) -> float:
+        """sqrt(d_model) / the mean L2 norm, from the parts' stored statistics."""
+        merged: Moments | None = None
+        for ref in self.parts:
+            data = self.storage.read_mapped(ref.key)
+            try:
+                m = Moments.from_tensors(tensor_views(data)[0], self.site, self.layer)
+            except KeyError:
+                raise SaeDataError(
+                    f"unit {ref.unit} part {ref.key} has no statistics (written before store "
+                    "format 3); use normalize='none'"
+                ) from None
+            except HeaderError as err:
+                raise SaeDataError(f"unit {ref.unit} part {ref.key}: {err}") from None
+            merged = m if merged is None else merged.merge(m)
+        if merged is None or merged.count == 0 or merged.norm <= 0:
+            raise SaeDataError(f"the store {self.info.uri} has no tokens to normalise by")
+        return float(np.sqrt(self.d_model) / merged.norm)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for batch in self.batches():
@@ -151,7 +195,9 @@ class ActivationLoader:
 
     def _open(self, ref: PartRef, rng: np.random.Generator | None) -> _Cursor:
         verify = self.verify and ref.key not in self._verified
-        part = open_part(self.storage, ref, self.tensor, verify=verify)
+        part = open_part(
+            self.storage, ref, self.tensor, verify=verify, annotations=self.where is not None
+        )
         if verify:
             self._verified.add(ref.key)  # hashed once per loader, not once per epoch
         if part.activations.shape[1] != self.d_model:
@@ -159,7 +205,10 @@ class ActivationLoader:
                 f"unit {ref.unit} part {ref.key}: {self.tensor} has width "
                 f"{part.activations.shape[1]}, the manifest says dModel {self.d_model}"
             )
-        keep = np.flatnonzero(~np.isin(part.token_ids, self.excluded))
+        wanted = ~np.isin(part.token_ids, self.excluded)
+        if self.where is not None and part.annotations is not None:
+            wanted &= self.where.mask(part.annotations)
+        keep = np.flatnonzero(wanted)
         rows = rng.permutation(keep) if rng is not None else keep
         return _Cursor(part, rows)
 
@@ -177,7 +226,7 @@ class ActivationLoader:
             if not active:
                 return
             for cursor in active:
-                acts, tokens = cursor.take(chunk, self.dtype)
+                acts, tokens = cursor.take(chunk, self.dtype, self.norm_scale)
                 yield Batch(acts, tokens, np.full(len(tokens), cursor.part.ref.unit, np.int32))
             active = [c for c in active if c.left]
 

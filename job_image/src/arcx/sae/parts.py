@@ -113,6 +113,8 @@ class OpenPart:
     ref: PartRef
     activations: np.ndarray
     token_ids: np.ndarray  # int32 [n_tokens]
+    # "role", "example", ... -> int32 [n_tokens]; None unless asked for (format 3 parts)
+    annotations: dict[str, np.ndarray] | None = None
 
 
 def _where(storage: Storage, ref: PartRef) -> str:
@@ -137,8 +139,11 @@ def _load(storage: Storage, ref: PartRef, verify: bool) -> tuple[Any, str | None
     return data, hashlib.sha256(data).hexdigest() if verify else None
 
 
-def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> OpenPart:
-    """Open ``tensor`` and ``token_ids`` of a committed part, checking it against its marker."""
+def open_part(
+    storage: Storage, ref: PartRef, tensor: str, *, verify: bool, annotations: bool = False
+) -> OpenPart:
+    """Open ``tensor`` and ``token_ids`` (and with ``annotations`` the ``ann.*`` tensors) of
+    a committed part, checking it against its marker."""
     data, digest = _load(storage, ref, verify)
     fix = (
         f"the file changed after it was committed. Run `arcx verify {storage.uri}`; to redo the "
@@ -154,9 +159,19 @@ def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> O
             f"{_where(storage, ref)}: sha256 {digest[:16]}..., COMMITTED says "
             f"{ref.sha256[:16]}... (corrupted): {fix}"
         )
+    names = [tensor, layout.TOKEN_IDS]
     try:
-        arrays, _ = tensor_views(data, [tensor, layout.TOKEN_IDS])
+        arrays, _ = tensor_views(data, names)
+        ann = None
+        if annotations:
+            views, _ = tensor_views(data, list(layout.ANNOTATION_TENSORS))
+            ann = {k.removeprefix(layout.ANN_PREFIX): v for k, v in views.items()}
     except HeaderError as err:
+        if annotations and "no tensor 'ann." in str(err):
+            raise SaeDataError(
+                f"{_where(storage, ref)} has no token annotations (written before store "
+                "format 3); read it without an annotation filter"
+            ) from None
         raise CorruptPart(f"{_where(storage, ref)} is not a readable part: {err}") from None
     acts, tokens = arrays[tensor], arrays[layout.TOKEN_IDS]
     if acts.ndim != 2 or tokens.ndim != 1 or acts.shape[0] != tokens.shape[0]:
@@ -164,4 +179,4 @@ def open_part(storage: Storage, ref: PartRef, tensor: str, *, verify: bool) -> O
             f"{_where(storage, ref)}: {tensor} has shape {list(acts.shape)} but token_ids has "
             f"shape {list(tokens.shape)}; expected [n_tokens, d_model] and [n_tokens]"
         )
-    return OpenPart(ref, acts, tokens.astype(np.int32, copy=False))
+    return OpenPart(ref, acts, tokens.astype(np.int32, copy=False), ann)
