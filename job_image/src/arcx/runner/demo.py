@@ -100,10 +100,11 @@ def demo_config(workdir: Path, store: Path) -> dict:
 
 
 def run_demo(workdir: str | None, *, num_tasks: int = 32, processes: int = 2) -> int:
+    from arcx_store.backends import open_storage
+
     from arcx.model.tiny import make_tiny_model
     from arcx.runner.inspect_store import format_summary, summarize_store
     from arcx.runner.verify import format_report, verify_store
-    from arcx.storage import open_storage
     from arcx.tasks.prepare import prepare
 
     started = time.monotonic()
