@@ -11,7 +11,7 @@ Peak RSS is the child's VmHWM (file-backed pages of memory-mapped parts count wh
 resident).
 
 - ``sequential``: every committed part in order, read whole, decoded with
-  ``arcx.runner.shards.decode_part``, special tokens dropped, cast to float32: the floor.
+  ``arcx_store.parts.decode_part``, special tokens dropped, cast to float32: the floor.
 - ``loader``: ActivationLoader, shuffled (buffer, open parts), with and without sha256
   checks, and in store order (``shuffle=False``).
 
@@ -40,16 +40,16 @@ import json, sys, time
 import numpy as np
 args = json.loads(sys.argv[1])
 special = args["special"]
-from arcx.runner import shards
+from arcx_store import parts
 from arcx.sae.loader import ActivationLoader
 from arcx.sae.parts import read_store
-from arcx.storage import open_storage
+from arcx_store.backends import open_storage
 t0, c0 = time.perf_counter(), time.process_time()
 rows = batches = 0
 if args["mode"] == "sequential":
     storage = open_storage(args["store"])
     for ref in read_store(storage).parts:
-        tensors, _ = shards.decode_part(storage.read_bytes(ref.key))
+        tensors, _ = parts.decode_part(storage.read_bytes(ref.key))
         keep = ~np.isin(tensors["token_ids"], special)
         acts = tensors[args["tensor"]][keep].astype(np.float32)
         for s in range(0, len(acts), args["batch"]):

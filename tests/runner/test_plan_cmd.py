@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from arcx_store.backends import open_storage
 
 from arcx.planning.estimate import (
     JobShape,
@@ -21,7 +22,6 @@ from arcx.planning.estimate import (
     relative_error_95,
 )
 from arcx.runner.progress import read_events
-from arcx.storage import open_storage
 
 SHAPE = ModelShape(d_model=8, n_layers=4, n_heads=2, n_kv_heads=1, head_dim=4, d_ff=16, vocab=10)
 

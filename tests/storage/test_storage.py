@@ -229,3 +229,31 @@ def test_local_listing_shows_temporary_files(tmp_path: Path):
         "units/000000/.part-00000.safetensors.abc.tmp",
         "units/000000/part-00000.safetensors",
     ]
+
+
+def test_read_range_returns_the_bytes_asked_for_and_fewer_at_the_end(store):
+    data = bytes(range(256)) * 8
+    store.write_bytes("units/000000/part-00000.safetensors", data)
+    key = "units/000000/part-00000.safetensors"
+    assert store.read_range(key, 0, 8) == data[:8]
+    assert store.read_range(key, 1000, 37) == data[1000:1037]
+    assert store.read_range(key, len(data) - 5, 100) == data[-5:]  # clipped at the end
+    assert store.read_range(key, len(data), 10) == b""  # past the end: nothing
+    assert store.read_range(key, 3, 0) == b""
+    with pytest.raises(ValueError, match="start >= 0"):
+        store.read_range(key, -1, 4)
+    with pytest.raises(NotFound):
+        store.read_range("units/000000/missing.safetensors", 0, 4)
+
+
+@pytest.mark.gcs
+def test_gcs_read_range_fetches_only_the_range(gcs_store, gcs_endpoint):
+    _, proxy = gcs_endpoint
+    data = bytes(range(256)) * 4096  # 1 MiB
+    gcs_store.write_bytes("big.bin", data)
+    before = proxy.served
+    assert gcs_store.read_range("big.bin", 500_000, 1000) == data[500_000:501_000]
+    assert proxy.served - before < 8 * 1024  # the range, not the megabyte
+    before = proxy.served
+    assert gcs_store.read_bytes("big.bin") == data
+    assert proxy.served - before >= len(data)  # the counter does see whole reads

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from arcx_store.dtypes import itemsize
+
 from arcx.planning.accelerators import ACCELERATORS, DEFAULT_MFU, Accelerator
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 TOKEN_ID_BYTES = 4  # "token_ids" int32 per kept token
 Z95 = 1.96
 
@@ -195,7 +196,7 @@ def build_plan(
     executed = (executed + extra) * scale
     n_sl = job.sites * len(job.layers)
     kept_total = round(kept * scale)
-    per_sl = kept_total * shape.d_model * DTYPE_BYTES[job.dtype]
+    per_sl = kept_total * shape.d_model * itemsize(job.dtype)
     ids = kept_total * TOKEN_ID_BYTES
     plan = Plan(
         tasks=sample.tasks_total,
