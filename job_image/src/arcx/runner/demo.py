@@ -95,6 +95,10 @@ def demo_config(workdir: Path, store: Path) -> dict:
             "teacherForcing": True,
         },
         "batching": {"tokensPerBatch": 8192, "maxSeqLen": 8192},
+        # Rows as long as maxSeqLen: a unit of 8 tasks (13-16k tokens) then packs into 2 rows
+        # of one length (packing.pack_balanced), one per process, so neither runs an empty
+        # batch; at 4096 most units hold a sequence longer than a row and pack unbalanced.
+        "engine": {"packedRowLength": 8192},
         "output": {"uri": str(store), "unitSize": 8},
     }
 
