@@ -167,9 +167,11 @@ class FaultProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # Counted before the write: the client may return (and the test read the
+                # counter) as soon as the last byte arrives.
                 with proxy._lock:
                     proxy.served += len(data)
+                self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 

@@ -31,6 +31,25 @@ from arcx_store.header import (
     read_header,
 )
 
+# ann.* per token and seq.* per sequence; token_ids per token, offsets per sequence + 1.
+ANNOTATION_DTYPE = np.int32
+TOKEN_ID_DTYPE = np.int32
+OFFSET_DTYPE = np.int64
+SEQ_VALUES = 1 + 10  # seq.dihedral + seq.colour_perm per sequence
+
+
+def token_bytes() -> int:
+    """Bytes a part stores per kept token besides its activations (ids and annotations)."""
+    return (
+        np.dtype(TOKEN_ID_DTYPE).itemsize
+        + len(layout.ANNOTATION_TENSORS) * np.dtype(ANNOTATION_DTYPE).itemsize
+    )
+
+
+def sequence_bytes() -> int:
+    """Bytes a part stores per sequence (its offset and its augmentation)."""
+    return np.dtype(OFFSET_DTYPE).itemsize + SEQ_VALUES * np.dtype(ANNOTATION_DTYPE).itemsize
+
 
 @dataclass(frozen=True)
 class SequenceRows:
@@ -61,22 +80,26 @@ def assemble_part(
         pieces = [r.activations[name] for r in rows]
         tensors[name] = np.concatenate(pieces) if pieces else np.zeros((0, d_model), dtype)
     tensors[layout.TOKEN_IDS] = (
-        np.concatenate([r.token_ids for r in rows]).astype(np.int32)
+        np.concatenate([r.token_ids for r in rows]).astype(TOKEN_ID_DTYPE)
         if rows
-        else np.zeros(0, np.int32)
+        else np.zeros(0, TOKEN_ID_DTYPE)
     )
     counts = [len(r.token_ids) for r in rows]
-    tensors[layout.OFFSETS] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    tensors[layout.OFFSETS] = np.concatenate([[0], np.cumsum(counts)]).astype(OFFSET_DTYPE)
     for name in layout.ANNOTATION_TENSORS:
         field = name.removeprefix(layout.ANN_PREFIX)
         pieces = [
             np.full(len(r.token_ids), -1) if r.annotations is None else r.annotations[field]
             for r in rows
         ]
-        tensors[name] = np.concatenate(pieces).astype(np.int32) if rows else np.zeros(0, np.int32)
-    tensors[layout.SEQ_DIHEDRAL] = np.asarray([r.dihedral for r in rows], np.int32)
+        tensors[name] = (
+            np.concatenate(pieces).astype(ANNOTATION_DTYPE)
+            if rows
+            else np.zeros(0, ANNOTATION_DTYPE)
+        )
+    tensors[layout.SEQ_DIHEDRAL] = np.asarray([r.dihedral for r in rows], ANNOTATION_DTYPE)
     tensors[layout.SEQ_COLOUR_PERM] = np.asarray(
-        [list(r.colour_perm) for r in rows], np.int32
+        [list(r.colour_perm) for r in rows], ANNOTATION_DTYPE
     ).reshape(len(rows), 10)
     meta = dict(metadata)
     meta["sequences"] = [[r.task_id, r.test_index] for r in rows]
