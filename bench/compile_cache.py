@@ -36,12 +36,12 @@ from machine import describe
 def child_compile_times(config_path: str) -> None:
     """In a fresh process: seconds of compile per packed batch shape, as JSON on stdout."""
     import jax
+    from arcx_store.backends.local import LocalStorage
 
     from arcx.config import load_config
     from arcx.runner import batching, distributed
     from arcx.runner.device_inputs import build_inputs
     from arcx.runner.run import Runner, StopFlag, open_dataset
-    from arcx.storage.local import LocalStorage
 
     config = load_config(config_path)
     runner = Runner(

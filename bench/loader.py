@@ -11,7 +11,7 @@ Peak RSS is the child's VmHWM (file-backed pages of memory-mapped parts count wh
 resident).
 
 - ``sequential``: every committed part in order, read whole, decoded with
-  ``arcx.runner.shards.decode_part``, special tokens dropped, cast to float32: the floor.
+  ``arcx_store.parts.decode_part``, special tokens dropped, cast to float32: the floor.
 - ``loader``: ActivationLoader, shuffled (buffer, open parts), with and without sha256
   checks, and in store order (``shuffle=False``).
 
@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from arcx_store.layout import MANIFEST, PART_SUFFIX
 from machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,17 +41,17 @@ import json, sys, time
 import numpy as np
 args = json.loads(sys.argv[1])
 special = args["special"]
-from arcx.runner import shards
+from arcx_store import layout, parts
 from arcx.sae.loader import ActivationLoader
 from arcx.sae.parts import read_store
-from arcx.storage import open_storage
+from arcx_store.backends import open_storage
 t0, c0 = time.perf_counter(), time.process_time()
 rows = batches = 0
 if args["mode"] == "sequential":
     storage = open_storage(args["store"])
     for ref in read_store(storage).parts:
-        tensors, _ = shards.decode_part(storage.read_bytes(ref.key))
-        keep = ~np.isin(tensors["token_ids"], special)
+        tensors, _ = parts.decode_part(storage.read_bytes(ref.key))
+        keep = ~np.isin(tensors[layout.TOKEN_IDS], special)
         acts = tensors[args["tensor"]][keep].astype(np.float32)
         for s in range(0, len(acts), args["batch"]):
             b = acts[s : s + args["batch"]]
@@ -106,10 +107,10 @@ def main() -> int:
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="arcx-bench-loader-"))
     try:
-        if not (root / "store" / "manifest.json").exists():
+        if not (root / "store" / MANIFEST).exists():
             build(root, args.units, args.d_model, args.seqs)
         store = root / "store"
-        size = sum(p.stat().st_size for p in store.rglob("*.safetensors"))
+        size = sum(p.stat().st_size for p in store.rglob(f"*{PART_SUFFIX}"))
         base = {
             "store": str(store), "site": "resid_post", "layer": 3, "tensor": "resid_post.3",
             "batch": args.batch_size, "buffer": args.buffer, "open_parts": args.open_parts,

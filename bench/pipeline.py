@@ -96,6 +96,7 @@ def main() -> int:
         args.unit_size = 4
 
     import jax
+    from arcx_store.backends.local import LocalStorage
 
     from arcx.config import parse_config
     from arcx.model.tiny import make_tiny_model
@@ -104,7 +105,6 @@ def main() -> int:
     from arcx.runner.engine import Engine
     from arcx.runner.packing import BatchPlanner
     from arcx.runner.run import Runner, StopFlag, open_dataset
-    from arcx.storage.local import LocalStorage
     from arcx.tasks.prepare import prepare
 
     wd = Path(args.workdir or tempfile.mkdtemp(prefix="arcx-bench-"))

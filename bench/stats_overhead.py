@@ -48,13 +48,14 @@ def main() -> int:
         args.max_seq_len = args.tokens_per_batch = 2048
         args.repeats = 3
 
+    from arcx_store.backends.local import LocalStorage
+
     from arcx.config import parse_config
     from arcx.model.tiny import make_tiny_model
     from arcx.runner import activation_stats, batching, distributed
     from arcx.runner.device_inputs import build_inputs
     from arcx.runner.engine import Engine
     from arcx.runner.run import Runner, StopFlag, open_dataset
-    from arcx.storage.local import LocalStorage
     from arcx.tasks.prepare import prepare
 
     wd = Path(args.workdir or tempfile.mkdtemp(prefix="arcx-stats-bench-"))

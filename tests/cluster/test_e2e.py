@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from arcx_store.layout import MARKER_NAME, UNITS_DIR
 
 from hack.cluster import aej
 from hack.cluster.arcx_system import ArcxSystem
@@ -307,7 +308,7 @@ def test_preempted_pod_resumes_to_identical_output(
     aej.create(cluster.kube, namespace, body)
     marker = wait_for(
         "the first committed unit",
-        lambda: next(iter(sorted(out.glob("units/*/COMMITTED"))), None),
+        lambda: next(iter(sorted(out.glob(f"{UNITS_DIR}/*/{MARKER_NAME}"))), None),
         timeout=RUN_TIMEOUT,
         interval=0.2,
         describe=_describe(cluster, arcx, namespace, name),

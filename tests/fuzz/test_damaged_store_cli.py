@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from arcx_store.layout import MANIFEST, MARKER_NAME, marker_key
 
 from arcx.cli import main
 from tests.sae.stores import build_store
 
-MARKER = "units/000000/COMMITTED"
+MARKER = marker_key(0)
 
 
 def _manifest(store: Path) -> dict:
@@ -68,5 +69,5 @@ def test_damaged_store_is_reported_not_a_traceback(
     assert "Traceback" not in captured.err + captured.out
     if not (command == "inspect" and key == MARKER):  # inspect lists a damaged unit and goes on
         assert code != 0, captured.out[-2000:]
-    named = "manifest.json" if key == "manifest.json" else "COMMITTED"
+    named = MANIFEST if key == MANIFEST else MARKER_NAME
     assert named in captured.err + captured.out or "unit 0" in captured.err + captured.out

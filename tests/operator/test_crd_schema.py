@@ -139,6 +139,13 @@ def test_every_spec_field_has_a_description() -> None:
     assert _walk(_spec_schema(GENERATED)) == []
 
 
+def test_model_source_names_every_supported_model_type() -> None:
+    from arcx.model.config import FAMILIES
+
+    text = _spec_schema(_committed(CRD_PATH))["properties"]["model"]["properties"]["source"]
+    assert all(name in text["description"] for name in FAMILIES), text["description"]
+
+
 def test_cel_rules_are_present() -> None:
     spec = _spec_schema(GENERATED)
     props = spec["properties"]

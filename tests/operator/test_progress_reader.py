@@ -13,7 +13,6 @@ from arcx_store.manifest import ensure_manifest
 from arcx_store.markers import FileInfo, build_marker, commit_unit
 
 from arcx.config import parse_config
-from arcx.runner import layout as runner_facade
 from arcx.runner.manifest import ModelFacts, build_manifest
 from arcx.runner.plan import plan_units
 from arcx_operator import progress as progress_mod
@@ -33,7 +32,6 @@ def test_layout_names_match_the_runner() -> None:
     # One layout module for both: the operator's reader and the runner import the same names.
     store_layout = progress_mod.layout
     assert store_layout is runner_layout
-    assert runner_facade.marker_key is runner_layout.marker_key
     assert store_layout.MANIFEST == runner_layout.MANIFEST
     assert store_layout.UNITS_DIR == runner_layout.UNITS_DIR
     assert store_layout.MARKER_NAME == runner_layout.MARKER_NAME

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from arcx_store.backends.local import LocalStorage
 
 from arcx.runner.verify import verify_store
-from arcx.storage.local import LocalStorage
 from tests.runner import harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]

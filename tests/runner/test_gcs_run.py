@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from arcx_store import layout
+from arcx_store.backends.gcs import GCSStorage
 
-from arcx.runner import layout
 from arcx.runner.verify import verify_store
-from arcx.storage.gcs import GCSStorage
 from tests.runner import harness
 from tests.storage.fake_gcs import gcs_with_proxy
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arcx_store.backends.gcs import GCSStorage
+from arcx_store.layout import PART_SUFFIX, marker_key
 
 import arcx
 from tests.runner import harness
@@ -60,7 +62,7 @@ def test_a_unit_without_its_marker_is_invisible(store: Path, tmp_path: Path) -> 
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
     full = arcx.open_store(str(copy))
-    (copy / "units" / "000000" / "COMMITTED").unlink()
+    (copy / marker_key(0)).unlink()
     less = arcx.open_store(str(copy))
     assert len(less) < len(full)
     assert all(s.unit != 0 for s in less)
@@ -79,11 +81,37 @@ def test_the_worked_example_in_docs_sae_md(store: Path) -> None:
 
 
 @pytest.mark.gcs
-def test_a_gs_store_reads_the_same_as_the_local_one(store: Path, gcs_client) -> None:
+def test_a_gs_store_reads_the_same_as_the_local_one(
+    store: Path, gcs_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bucket = gcs_client.create_bucket("notebook")
     for path in sorted(p for p in store.rglob("*") if p.is_file()):
         bucket.blob(f"runs/r1/{path.relative_to(store).as_posix()}").upload_from_filename(path)
+    whole: list[str] = []
+    ranged: list[tuple[str, int]] = []
+    read_bytes, read_range = GCSStorage.read_bytes, GCSStorage.read_range
+
+    def recording_read_bytes(self: GCSStorage, key: str) -> bytes:
+        whole.append(key)
+        return read_bytes(self, key)
+
+    def recording_read_range(self: GCSStorage, key: str, start: int, length: int) -> bytes:
+        data = read_range(self, key, start, length)
+        ranged.append((key, len(data)))
+        return data
+
+    monkeypatch.setattr(GCSStorage, "read_bytes", recording_read_bytes)
+    monkeypatch.setattr(GCSStorage, "read_range", recording_read_range)
     local, remote = arcx.open_store(str(store)), arcx.open_store("gs://notebook/runs/r1")
+    # Opening reads headers and offsets by range: no part is fetched whole, and one
+    # sequence's one tensor costs its rows, not its part.
+    assert not [k for k in whole if k.endswith(PART_SUFFIX)], whole
+    first = remote._index[0]
+    ranged.clear()
+    one = remote.sequence(first.task_id, first.test_index, names=remote.names[:1])
+    row_bytes = one[remote.names[0]].nbytes
+    act_reads = [n for k, n in ranged if k == first.part.key and n == row_bytes]
+    assert act_reads and sum(n for _, n in ranged) < first.part.size
     assert remote.tasks == local.tasks and remote.names == local.names
     for a, b in zip(local, remote, strict=True):
         assert (a.task_id, a.test_index) == (b.task_id, b.test_index)

@@ -93,6 +93,31 @@ def test_packing_pads_little_on_an_arc_like_length_distribution():
     assert 1 - real / bucketed > 0.15  # what packing saves, so the check above means something
 
 
+def test_a_small_unit_is_balanced_so_no_shard_idles():
+    """A unit that first-fit-decreasing packs into rows of four different lengths (so with 2
+    shards each shape's one batch leaves the other shard idle) is planned as 2^k rows of one
+    length instead: on 1 or 2 shards no shard runs an empty batch, at about the same slots."""
+    lengths = [1079, 3121, 607, 1015, 4391, 439, 807, 1419]  # arcx demo's first unit
+    row_lengths = packing.packed_row_lengths(8192, 8192)
+    ffd = packing.pack_rows(lengths, 8192, row_lengths)
+    assert len({packing.row_length_for(r[-1].stop, row_lengths) for r in ffd}) == len(ffd) == 2
+    batches = _plan(lengths, row_len=8192, max_len=8192, budget=8192)
+    assert len({b.length for b in batches}) == 1
+    rows = [r for b in batches for r in b.rows]
+    assert len(rows) & (len(rows) - 1) == 0 and all(rows)  # a power of two, none empty
+    assert sorted(seg.seq for r in rows for seg in r) == list(range(len(lengths)))
+    assert len(batches) == 2
+    for n in (1, 2):
+        stacked = batching.stack_shards(batches, n)
+        padded = sum(b.num_rows * b.length for b in stacked)
+        assert 1 - sum(lengths) / padded <= 0.10, n
+        assert all(all(b.shard_rows(s)) for b in stacked for s in range(n))
+    # unbalanced, the same unit on 2 shards pays an idle shard per shape
+    ffd_batches = packing._pack_ffd_batches(lengths, 8192, row_lengths, 8192)
+    idle = sum(b.num_rows * b.length for b in batching.stack_shards(ffd_batches, 2))
+    assert 1 - sum(lengths) / idle > 0.4
+
+
 def test_row_lengths_are_few_and_cover_the_range():
     rl = packing.packed_row_lengths(4096, 8192)
     assert rl[-1] == 8192 and 4096 in rl and len(rl) <= 40

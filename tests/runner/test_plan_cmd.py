@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from arcx_store.backends import open_storage
+from arcx_store.parts import sequence_bytes, token_bytes
+from arcx_store.stats import part_stats_bytes
 
 from arcx.planning.estimate import (
     JobShape,
@@ -21,7 +24,6 @@ from arcx.planning.estimate import (
     relative_error_95,
 )
 from arcx.runner.progress import read_events
-from arcx.storage import open_storage
 
 SHAPE = ModelShape(d_model=8, n_layers=4, n_heads=2, n_kv_heads=1, head_dim=4, d_ff=16, vocab=10)
 
@@ -125,7 +127,12 @@ def test_plan_scales_a_sample_and_prices_padding_and_early_stop() -> None:
     assert (plan.tokens, plan.tokens_kept, plan.padded_slots) == (32, 32, 64)
     assert plan.sequences == 4 and plan.sequences_skipped == 2 and plan.units == 2
     assert plan.padding_fraction == pytest.approx(0.5)
-    assert plan.bytes_per_site_layer == 32 * 8 * 2 and plan.bytes_total == 2 * 512 + 32 * 4
+    assert plan.bytes_per_site_layer == 32 * 8 * 2
+    # 2 site.layers of activations, then per kept token its id and annotations, per
+    # sequence its offset and augmentation, per unit and site.layer the statistics
+    assert plan.bytes_total == (
+        2 * 512 + 32 * token_bytes() + 4 * sequence_bytes() + 2 * 2 * part_stats_bytes(8)
+    )
     lin = SHAPE.linear_flops_per_token(2)
     model = 2 * (16 * lin + SHAPE.attention_flops(10, 2) + SHAPE.attention_flops(6, 2))
     assert plan.flops_model == pytest.approx(model)

@@ -72,15 +72,17 @@ def test_per_unit_padding_comes_from_the_growth_of_the_running_counts():
 
 
 def test_recorded_events_land_in_the_store_and_read_back_in_time_order(tmp_path):
+    from arcx_store.backends import open_storage
+    from arcx_store.layout import EVENTS_DIR, events_key
+
     from arcx.runner.progress import EventRecorder, read_events
-    from arcx.storage import open_storage
 
     storage = open_storage(str(tmp_path))
     wall = iter([200.0, 100.0, 300.0]).__next__
     clock = Clock()
     rec_b = EventRecorder(storage, "b", wall=wall, clock=clock, flush_every_s=30)
     rec_b.record("unit-committed", unit=0)
-    assert not (tmp_path / "events").exists()  # not due yet
+    assert not (tmp_path / EVENTS_DIR).exists()  # not due yet
     rec_b.flush()
     rec_a = EventRecorder(storage, "a", wall=wall, clock=clock)
     rec_a.record("unit-committed", unit=1)
@@ -88,6 +90,7 @@ def test_recorded_events_land_in_the_store_and_read_back_in_time_order(tmp_path)
     rec_a.record("unit-committed", unit=2)  # due: flushed without being asked
     events = read_events(storage)
     assert [(e["time"], e["unit"]) for e in events] == [(100.0, 1), (200.0, 0), (300.0, 2)]
+    assert sorted(storage.list(EVENTS_DIR)) == [events_key("a"), events_key("b")]
 
 
 def test_one_switch_picks_json_or_bars(monkeypatch):

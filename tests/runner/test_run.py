@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from arcx_store import layout
 
 from arcx import exitcodes
-from arcx.runner import layout
 from tests.runner import harness
 
 pytestmark = pytest.mark.slow

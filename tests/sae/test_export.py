@@ -10,6 +10,7 @@ from typing import get_args
 
 import numpy as np
 import pytest
+from arcx_store.layout import TOKEN_IDS, tensor_name
 from datasets import Array2D, load_from_disk
 
 from arcx.cli import main
@@ -27,8 +28,8 @@ def _store_index(
     """row id -> (row, token id, unit) for every kept row of the store."""
     index = {}
     for (u, _h), t in store.parts.items():
-        acts = t[f"{site}.{layer}"].astype(np.float32)
-        for row, tok in zip(acts, t["token_ids"], strict=True):
+        acts = t[tensor_name(site, layer)].astype(np.float32)
+        for row, tok in zip(acts, t[TOKEN_IDS], strict=True):
             if tok not in SPECIAL_IDS:
                 index[int(row[0])] = (row, int(tok), u)
     return index

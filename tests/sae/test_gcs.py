@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arcx_store import layout
+from arcx_store.backends.gcs import GCSStorage
 
-from arcx.runner import layout
 from arcx.sae.loader import ActivationLoader
 from arcx.sae.parts import CorruptPart
-from arcx.storage.gcs import GCSStorage
 from tests.sae.stores import BuiltStore
 from tests.storage.fake_gcs import fake_gcs_server
 

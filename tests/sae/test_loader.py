@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arcx_store import layout
 
-from arcx.runner import layout
 from arcx.sae.loader import ActivationLoader
 from arcx.sae.parts import CorruptPart, SaeDataError
 from tests.sae.stores import SPECIAL_IDS, BuiltStore, build_store

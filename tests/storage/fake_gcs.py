@@ -100,6 +100,7 @@ class FaultProxy:
         self.drop_every = 0  # when set, every n-th request is dropped
         self._puts = 0
         self.requests = 0
+        self.served = 0  # response body bytes sent back: shows what a ranged read fetched
         self.injected: list[str] = []
         self._lock = threading.Lock()
         proxy = self
@@ -166,6 +167,10 @@ class FaultProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                # Counted before the write: the client may return (and the test read the
+                # counter) as soon as the last byte arrives.
+                with proxy._lock:
+                    proxy.served += len(data)
                 self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle

@@ -26,8 +26,9 @@ def format2_reader(monkeypatch):
 
 
 def test_a_format_2_reader_refuses_a_format_3_store(format3_store, format2_reader, capsys):
+    from arcx_store.backends import open_storage
+
     from arcx.cli import main
-    from arcx.storage import open_storage
 
     with pytest.raises(StoreFormatError, match="format version 3, newer than this arcx reads"):
         read_manifest(open_storage(str(format3_store)))

@@ -18,6 +18,7 @@ from arcx_store.backends import NotFound, StorageError, open_storage
 from arcx_store.backends import gcs as gcs_mod
 from arcx_store.backends.gcs import GCSStorage, parse_gs_uri
 from arcx_store.backends.local import LocalStorage
+from arcx_store.layout import marker_key
 
 from tests.storage.fake_gcs import FaultProxy, free_port, gcs_with_proxy
 
@@ -50,14 +51,14 @@ def store(request, tmp_path):
 
 def test_write_read_size_exists_list_delete(store):
     store.write_bytes("units/000001/part-00000.safetensors", b"abc")
-    store.write_bytes("units/000000/COMMITTED", b"{}")
+    store.write_bytes(marker_key(0), b"{}")
     store.write_bytes("manifest.json", b"m")
     assert store.read_bytes("units/000001/part-00000.safetensors") == b"abc"
     assert store.size("manifest.json") == 1
     assert store.exists("manifest.json") and not store.exists("nope")
     assert store.list() == [
         "manifest.json",
-        "units/000000/COMMITTED",
+        marker_key(0),
         "units/000001/part-00000.safetensors",
     ]
     assert store.list("units/000001") == ["units/000001/part-00000.safetensors"]
@@ -77,7 +78,7 @@ def test_create_only_has_exactly_one_winner(store):
     lock = threading.Lock()
 
     def attempt(i: int) -> None:
-        won = store.create_only("units/000003/COMMITTED", f"writer {i}".encode())
+        won = store.create_only(marker_key(3), f"writer {i}".encode())
         with lock:
             results.append(won)
 
@@ -87,8 +88,8 @@ def test_create_only_has_exactly_one_winner(store):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * 5 + [True]
-    assert store.read_bytes("units/000003/COMMITTED").startswith(b"writer ")
-    assert store.create_only("units/000003/COMMITTED", b"late") is False
+    assert store.read_bytes(marker_key(3)).startswith(b"writer ")
+    assert store.create_only(marker_key(3), b"late") is False
 
 
 def test_local_keys_cannot_escape_the_root(tmp_path):
@@ -155,7 +156,7 @@ def test_create_only_whose_answer_was_lost_reports_false_with_our_bytes(gcs_stor
     assert gcs_store.read_bytes("x") == b"payload"
     proxy.lose_next = 1
     commit_unit(gcs_store, 7, b'{"unit": 7}')  # no exception: identical marker already there
-    assert gcs_store.read_bytes("units/000007/COMMITTED") == b'{"unit": 7}'
+    assert gcs_store.read_bytes(marker_key(7)) == b'{"unit": 7}'
 
 
 @pytest.mark.gcs
@@ -229,3 +230,31 @@ def test_local_listing_shows_temporary_files(tmp_path: Path):
         "units/000000/.part-00000.safetensors.abc.tmp",
         "units/000000/part-00000.safetensors",
     ]
+
+
+def test_read_range_returns_the_bytes_asked_for_and_fewer_at_the_end(store):
+    data = bytes(range(256)) * 8
+    store.write_bytes("units/000000/part-00000.safetensors", data)
+    key = "units/000000/part-00000.safetensors"
+    assert store.read_range(key, 0, 8) == data[:8]
+    assert store.read_range(key, 1000, 37) == data[1000:1037]
+    assert store.read_range(key, len(data) - 5, 100) == data[-5:]  # clipped at the end
+    assert store.read_range(key, len(data), 10) == b""  # past the end: nothing
+    assert store.read_range(key, 3, 0) == b""
+    with pytest.raises(ValueError, match="start >= 0"):
+        store.read_range(key, -1, 4)
+    with pytest.raises(NotFound):
+        store.read_range("units/000000/missing.safetensors", 0, 4)
+
+
+@pytest.mark.gcs
+def test_gcs_read_range_fetches_only_the_range(gcs_store, gcs_endpoint):
+    _, proxy = gcs_endpoint
+    data = bytes(range(256)) * 4096  # 1 MiB
+    gcs_store.write_bytes("big.bin", data)
+    before = proxy.served
+    assert gcs_store.read_range("big.bin", 500_000, 1000) == data[500_000:501_000]
+    assert proxy.served - before < 8 * 1024  # the range, not the megabyte
+    before = proxy.served
+    assert gcs_store.read_bytes("big.bin") == data
+    assert proxy.served - before >= len(data)  # the counter does see whole reads

@@ -18,7 +18,7 @@ from arcx_store.errors import StoreFormatError, StoreMismatch
 from arcx_store.header import MAX_HEADER_BYTES, HeaderError, read_header, read_header_file
 from arcx_store.manifest import parse_manifest
 from arcx_store.markers import FileInfo, build_marker, commit_unit, parse_marker, remove_strays
-from arcx_store.parts import encode_part, tensor_views
+from arcx_store.parts import RangedPart, encode_part, tensor_views
 from arcx_store.units import judge_unit, unit_states
 
 
@@ -314,3 +314,30 @@ def test_the_sae_reader_refuses_a_marker_that_leaves_the_store(
     _path(store, layout.marker_key(1)).write_text(json.dumps(marker))
     with pytest.raises(SaeDataError, match="unit 1"):
         read_store(store)
+
+
+def test_a_ranged_part_reads_the_rows_asked_for_as_the_whole_decode_does(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    data = _part(3)
+    key = layout.part_key(0, 0)
+    store.write_bytes(key, data)
+    whole, meta = tensor_views(data)
+    part = RangedPart(store, key, len(data))
+    assert part.metadata == meta and part.names == sorted(whole)
+    name = layout.tensor_name("resid_post", 0)
+    assert np.array_equal(part.read(name, 1, 3), whole[name][1:3])
+    assert np.array_equal(part.read(layout.OFFSETS), whole[layout.OFFSETS])
+    assert part.read(name, 2, 2).shape == (0, 8)
+
+
+def test_a_ranged_part_shorter_than_its_marker_says_is_refused(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    data = _part(4)
+    key = layout.part_key(0, 0)
+    store.write_bytes(key, data[:-16])  # the last tensor's bytes cut short
+    part = RangedPart(store, key, len(data))  # the marker's size: the header still fits
+    last = max(part.names, key=lambda n: part.header[n]["data_offsets"][1])
+    with pytest.raises(HeaderError, match="runs past the end"):
+        part.read(last)
+    with pytest.raises(HeaderError, match="header length"):
+        RangedPart(store, key, 12)  # a size the header cannot fit in

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from arcx.hub_ids import split_hf_model
+from arcx.model.config import MODEL_TYPES
 from arcx.strict_yaml import YAMLInputError, load_yaml
 
 Site = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"]
@@ -38,7 +39,10 @@ class _Section(BaseModel):
 
 
 class ModelSection(_Section):
-    source: str = Field(description="hf://org/name[@rev], gs://bucket/path, or a local directory")
+    source: str = Field(
+        description="hf://org/name[@rev], gs://bucket/path, or a local directory holding a "
+        f"Hugging Face checkpoint whose config.json model_type is one of {', '.join(MODEL_TYPES)}"
+    )
     dtype: Literal["float32", "bfloat16"] = "float32"
 
     @field_validator("source")
@@ -217,7 +221,7 @@ class OutputSection(_Section):
     @field_validator("uri")
     @classmethod
     def _uri_names_a_place(cls, v: str) -> str:
-        # The form only; arcx.storage.open_storage, which opens it, refuses the same.
+        # The form only; arcx_store.backends.open_storage, which opens it, refuses the same.
         if not v.strip():
             raise ValueError("must not be empty (it would write into the working directory)")
         if "://" in v and not v.startswith(("gs://", "file://")):

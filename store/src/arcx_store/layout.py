@@ -19,6 +19,10 @@ SHARD_FORMAT = "arcx-activations/1"
 MANIFEST = "manifest.json"
 UNITS_DIR = "units"
 PREDICTIONS_DIR = "predictions"
+# The runner's unit events, one file per attempt (one start of process 0 of a slice), one
+# JSON object per line; `arcx report` draws throughput over time from them.
+EVENTS_DIR = "events"
+EVENTS_SUFFIX = ".jsonl"
 MARKER_NAME = "COMMITTED"
 PART_PREFIX = "part-"
 PART_SUFFIX = ".safetensors"
@@ -77,6 +81,11 @@ def marker_key(unit: int) -> str:
 
 def predictions_key(unit: int) -> str:
     return f"{PREDICTIONS_DIR}/{unit:06d}.jsonl"
+
+
+def events_key(attempt: str) -> str:
+    """``events/<attempt>.jsonl``: one attempt's unit events."""
+    return f"{EVENTS_DIR}/{attempt}{EVENTS_SUFFIX}"
 
 
 _PART_KEY = re.compile(rf"{UNITS_DIR}/(\d{{6,}})/{PART_PREFIX}\d{{5,}}{re.escape(PART_SUFFIX)}")

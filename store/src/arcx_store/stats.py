@@ -152,3 +152,8 @@ class Moments:
 
 def stats_tensor_names(site: str, layer: int) -> list[str]:
     return [layout.stats_name(site, layer, k) for k in STATS]
+
+
+def part_stats_bytes(d_model: int) -> int:
+    """Bytes one part's statistics of one site.layer take (what ``to_tensors`` stores)."""
+    return sum(t.nbytes for t in Moments.empty(d_model).to_tensors("s", 0).values())

@@ -34,6 +34,8 @@ FAMILIES: dict[str, Family] = {
     "qwen3": Family("Qwen3ForCausalLM", qkv_bias=None, o_bias=None, qk_norm=True),
     "llama": Family("LlamaForCausalLM", qkv_bias=None, o_bias=None, qk_norm=False),
 }
+# The model_type values arcx runs; the job config's and the CRD's model.source text name them.
+MODEL_TYPES = tuple(FAMILIES)
 SUPPORTED_ARCHITECTURES = tuple(f.architecture for f in FAMILIES.values())
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 _REQUIRED = (

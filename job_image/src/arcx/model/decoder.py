@@ -28,6 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from arcx_store.dtypes import EXTRACTION, numpy_dtype
 from flax import nnx
 from jax.sharding import Mesh
 
@@ -38,14 +39,15 @@ from arcx.model.rope import inverse_frequencies, rope_tables, rotate
 
 SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
 
 def jnp_dtype(name: str) -> jnp.dtype:
+    """``bfloat16`` -> its JAX dtype, from the store's one dtype table (ml_dtypes' bf16 is JAX's)."""
     try:
-        return jnp.dtype(_DTYPES[name])
+        return jnp.dtype(numpy_dtype(name))
     except KeyError:
-        raise ModelLoadError(f"unsupported dtype {name!r}; use one of {sorted(_DTYPES)}") from None
+        raise ModelLoadError(
+            f"unsupported dtype {name!r}; use one of {sorted(EXTRACTION)}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

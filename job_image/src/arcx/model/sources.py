@@ -151,16 +151,15 @@ def _write_atomically(dest: Path, name: str, fill: Any) -> Path:
 
 
 def _from_gcs(source: str) -> Path:
+    from arcx_store.backends.gcs import make_client, parse_gs_uri
+    from arcx_store.errors import StorageError
     from google.api_core import exceptions as gexc
-
-    from arcx.storage.base import StorageError
-    from arcx.storage.gcs import _make_client, parse_gs_uri
 
     try:
         bucket_name, prefix = parse_gs_uri(source)
         dest = gcs_cache_dir(cache_root(), bucket_name, prefix)
         records = gcs_records_dir(cache_root(), bucket_name, prefix)
-        client = _make_client()  # honours STORAGE_EMULATOR_HOST, clear error without credentials
+        client = make_client()  # honours STORAGE_EMULATOR_HOST, clear error without credentials
         under = f"{prefix}/" if prefix else ""
         blobs = {
             b.name.removeprefix(under): b

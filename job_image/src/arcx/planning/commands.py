@@ -73,9 +73,8 @@ def _make_plan(config: JobConfig, args: argparse.Namespace) -> Plan:
     from arcx.planning.collect import batcher, collect_sample, job_shape, model_files
     from arcx.planning.estimate import build_plan
     from arcx.runner.progress import tracked
-    from arcx.runner.run import check_config, open_dataset
+    from arcx.runner.run import open_dataset
 
-    check_config(config)
     shape, tokenizer = model_files(config)
     store = open_dataset(config)
     job = job_shape(config)

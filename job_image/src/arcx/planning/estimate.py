@@ -16,10 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+from arcx_store.dtypes import itemsize
+from arcx_store.parts import TOKEN_ID_DTYPE, sequence_bytes, token_bytes
+from arcx_store.stats import part_stats_bytes
+
 from arcx.planning.accelerators import ACCELERATORS, DEFAULT_MFU, Accelerator
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-TOKEN_ID_BYTES = 4  # "token_ids" int32 per kept token
+TOKEN_ID_BYTES = np.dtype(TOKEN_ID_DTYPE).itemsize  # "token_ids" per kept token
 Z95 = 1.96
 
 
@@ -114,6 +118,8 @@ class Plan:
     layers_run: int
     bytes_per_site_layer: int
     bytes_token_ids: int
+    bytes_annotations: int  # ann.* per token, offsets and seq.* per sequence
+    bytes_statistics: int  # stats.* per part and site.layer (one part per unit and host)
     bytes_total: int
     sites_x_layers: int
     flops_model: float
@@ -195,8 +201,12 @@ def build_plan(
     executed = (executed + extra) * scale
     n_sl = job.sites * len(job.layers)
     kept_total = round(kept * scale)
-    per_sl = kept_total * shape.d_model * DTYPE_BYTES[job.dtype]
+    per_sl = kept_total * shape.d_model * itemsize(job.dtype)
     ids = kept_total * TOKEN_ID_BYTES
+    n_seq = round(len(seqs) * scale)
+    ann = kept_total * (token_bytes() - TOKEN_ID_BYTES) + n_seq * sequence_bytes()
+    n_units = -(-sample.tasks_total // job.unit_size)
+    stats = n_units * n_sl * part_stats_bytes(shape.d_model)
     plan = Plan(
         tasks=sample.tasks_total,
         tasks_sampled=sample.tasks_read,
@@ -213,7 +223,9 @@ def build_plan(
         layers_run=layers_run,
         bytes_per_site_layer=per_sl,
         bytes_token_ids=ids,
-        bytes_total=per_sl * n_sl + ids,
+        bytes_annotations=ann,
+        bytes_statistics=stats,
+        bytes_total=per_sl * n_sl + ids + ann + stats,
         sites_x_layers=n_sl,
         flops_model=model_flops,
         flops_executed=executed,
@@ -269,7 +281,9 @@ def format_plan(p: Plan) -> str:
         f"({'packed rows' if p.packed else 'one sequence per row, length buckets'})",
         f"units            {p.units:,}",
         f"bytes            {_bytes(p.bytes_per_site_layer)} per site and layer x "
-        f"{p.sites_x_layers} + token ids {_bytes(p.bytes_token_ids)} = {_bytes(p.bytes_total)}",
+        f"{p.sites_x_layers} + token ids {_bytes(p.bytes_token_ids)} + annotations "
+        f"{_bytes(p.bytes_annotations)} + statistics {_bytes(p.bytes_statistics)} = "
+        f"{_bytes(p.bytes_total)}",
         f"FLOPs            {p.flops_model:.3e} model, {p.flops_executed:.3e} executed "
         f"(with padding; {p.layers_run} layers run)",
         f"time at MFU {p.mfu:.0%} (peak dense bf16 per chip; arcx/planning/accelerators.py):",

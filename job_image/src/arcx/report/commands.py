@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from arcx_store.backends import StorageError
+
     from arcx import exitcodes
     from arcx.sae.parts import SaeDataError
-    from arcx.storage import StorageError
 
     try:
         import matplotlib  # noqa: F401 - only to say what is missing, before any work

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from arcx_store.layout import tensor_name
 
 from arcx.runner.progress import read_events
 
@@ -83,7 +84,7 @@ def gather(uri: str, *, max_tokens_per_site: int = 20000, seed: int = 0) -> Repo
     data.seq_lengths = lengths
     for site in view.sites:
         for layer in view.layers:
-            name = f"{site}.{layer}"
+            name = tensor_name(site, layer)
             rows = np.concatenate(per_name[name]) if per_name[name] else np.zeros((0, 1))
             data.stats.append(
                 SiteLayerStats(

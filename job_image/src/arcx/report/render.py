@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from arcx_store.layout import EVENTS_DIR
 
 from arcx.report.data import ReportData
 
@@ -145,7 +146,7 @@ def figures(d: ReportData, out_dir: Path) -> list[Figure]:
             "Throughput over time",
             f"Tokens read per second by slice 0, averaged from the start of each attempt to "
             f"each unit commit (the rate the progress bar shows), from the runner's events "
-            f"in the store's events/ folder ("
+            f"in the store's {EVENTS_DIR}/ folder ("
             f"{len(d.throughput)} points). A restart starts a new average.",
         )
     )

@@ -49,9 +49,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from arcx_store.backends import StorageError, open_storage
+
     from arcx.runner.progress import tracked
     from arcx.runner.verify import format_report, verify_store
-    from arcx.storage import StorageError, open_storage
 
     try:
         storage = open_storage(args.store)
@@ -72,9 +73,10 @@ def _verify(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     import json
 
+    from arcx_store.backends import NotFound, StorageError, open_storage
+
     from arcx.runner.inspect_store import format_summary, summarize_store, summary_json
     from arcx.runner.manifest import StoreMismatch
-    from arcx.storage import NotFound, StorageError, open_storage
 
     try:
         summary = summarize_store(open_storage(args.store))

@@ -95,15 +95,20 @@ def demo_config(workdir: Path, store: Path) -> dict:
             "teacherForcing": True,
         },
         "batching": {"tokensPerBatch": 8192, "maxSeqLen": 8192},
+        # Rows as long as maxSeqLen: a unit of 8 tasks (13-16k tokens) then packs into 2 rows
+        # of one length (packing.pack_balanced), one per process, so neither runs an empty
+        # batch; at 4096 most units hold a sequence longer than a row and pack unbalanced.
+        "engine": {"packedRowLength": 8192},
         "output": {"uri": str(store), "unitSize": 8},
     }
 
 
 def run_demo(workdir: str | None, *, num_tasks: int = 32, processes: int = 2) -> int:
+    from arcx_store.backends import open_storage
+
     from arcx.model.tiny import make_tiny_model
     from arcx.runner.inspect_store import format_summary, summarize_store
     from arcx.runner.verify import format_report, verify_store
-    from arcx.storage import open_storage
     from arcx.tasks.prepare import prepare
 
     started = time.monotonic()

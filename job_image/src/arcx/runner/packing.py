@@ -7,7 +7,9 @@ length is the smallest of a few fixed lengths (``row_lengths``) that holds what 
 carries, so the number of compiled shapes stays bounded. Rows of one length are cut into
 batches of ``tokensPerBatch // length`` rows, like the bucketed planner, and stacked over
 the data shards by :func:`arcx.runner.batching.stack_shards`; so the rows, and the bytes
-written, do not depend on the topology.
+written, do not depend on the topology. A unit is planned balanced instead (2^k rows of one
+length, :func:`pack_balanced`) where that costs little, so a small unit leaves no shard of a
+power-of-two mesh idle.
 
 A segment's slots are contiguous; inside a row segments are numbered 1..n in row order
 (0 = padding, see :mod:`arcx.runner.device_inputs`) and each one's positions restart at 0,
@@ -80,15 +82,79 @@ def row_length_for(used: int, row_lengths: Sequence[int]) -> int:
     raise ValueError(f"a row of {used} tokens exceeds the longest row length {row_lengths[-1]}")
 
 
+# How many more slots than first-fit-decreasing a balanced plan may take and still be chosen.
+BALANCED_SLACK = 0.05
+
+
+def pack_balanced(
+    lengths: Sequence[int], *, row_len: int, row_lengths: Sequence[int], tokens_per_batch: int
+) -> list[Batch] | None:
+    """A unit in 2^k rows of one padded length, or None where no such plan fits ``row_len``.
+
+    Sequences go longest first (ties by index) into the least filled of n rows; n is the power
+    of two, at most one per sequence, whose rows take the fewest slots. Batches hold a power of
+    two rows (at most ``tokens_per_batch // length``), so a unit has 2^j batches of one shape
+    and any power-of-two number of data shards up to 2^j runs it with no shard idle, while
+    the plan itself never looks at the shard count.
+    """
+    if not lengths or max(lengths) > row_len:
+        return None
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    best: tuple[int, int, list[list[int]]] | None = None
+    n = 1
+    while n <= len(lengths):
+        bins: list[list[int]] = [[] for _ in range(n)]
+        used = [0] * n
+        for i in order:
+            r = min(range(n), key=lambda j: (used[j], j))
+            bins[r].append(i)
+            used[r] += int(lengths[i])
+        if max(used) <= row_len:
+            length = row_length_for(max(used), row_lengths)
+            if best is None or n * length < best[0] * best[1]:
+                best = (n, length, bins)
+        n *= 2
+    if best is None:
+        return None
+    n, length, bins = best
+    per = min(n, 1 << (max_rows(length, tokens_per_batch).bit_length() - 1))
+    rows = []
+    for b in bins:
+        segments, start = [], 0
+        for i in b:
+            segments.append(Segment(i, start, int(lengths[i])))
+            start += int(lengths[i])
+        rows.append(tuple(segments))
+    return [Batch(length, tuple(rows[i : i + per])) for i in range(0, n, per)]
+
+
 def pack_shard_batches(
     lengths: Sequence[int], *, row_len: int, row_lengths: Sequence[int], tokens_per_batch: int
 ) -> list[Batch]:
     """One data shard's packed batches, independent of how many shards there are.
 
-    Rows are grouped by padded length, longest first; a group is cut into batches of
-    ``tokens_per_batch // length`` rows, and a last, short batch uses the smallest
-    R / 2^k rows that hold its rows (as in the bucketed planner).
+    The balanced plan (:func:`pack_balanced`: one shape, 2^j batches, so no shard idles on a
+    power-of-two mesh) where it takes at most ``BALANCED_SLACK`` more slots than
+    first-fit-decreasing; else first-fit-decreasing rows grouped by padded length, longest
+    first, each group cut into batches of ``tokens_per_batch // length`` rows, a last, short
+    batch using the smallest R / 2^k rows that hold its rows (as in the bucketed planner).
     """
+    ffd = _pack_ffd_batches(lengths, row_len, row_lengths, tokens_per_batch)
+    balanced = pack_balanced(
+        lengths, row_len=row_len, row_lengths=row_lengths, tokens_per_batch=tokens_per_batch
+    )
+    if balanced is not None and _slots(balanced) <= (1 + BALANCED_SLACK) * _slots(ffd):
+        return balanced
+    return ffd
+
+
+def _slots(batches: Sequence[Batch]) -> int:
+    return sum(b.num_rows * b.length for b in batches)
+
+
+def _pack_ffd_batches(
+    lengths: Sequence[int], row_len: int, row_lengths: Sequence[int], tokens_per_batch: int
+) -> list[Batch]:
     by_length: dict[int, list[tuple[Segment, ...]]] = {}
     for row in pack_rows(lengths, row_len, row_lengths):
         used = row[-1].stop

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from arcx_store.layout import EVENTS_DIR, EVENTS_SUFFIX, events_key
+
 LOG_FORMAT_ENV = "ARCX_LOG_FORMAT"
 LOG_FORMATS = ("auto", "human", "json")
-EVENTS_DIR = "events"  # <store>/events/<attempt>.jsonl: one JSON object per line
 
 
 def log_format() -> str:
@@ -120,7 +121,7 @@ class EventRecorder:
         flush_every_s: float = 30.0,
     ) -> None:
         self.storage = storage
-        self.key = f"{EVENTS_DIR}/{attempt}.jsonl"
+        self.key = events_key(attempt)
         self.wall = wall
         self.clock = clock
         self.flush_every_s = flush_every_s
@@ -150,7 +151,7 @@ def read_events(storage: Any) -> list[dict[str, Any]]:
     """Every recorded event of a store, oldest first (attempts in time order)."""
     out: list[dict[str, Any]] = []
     for key in storage.list(EVENTS_DIR):
-        if not key.endswith(".jsonl"):
+        if not key.endswith(EVENTS_SUFFIX):
             continue
         for line in storage.read_bytes(key).decode(errors="replace").splitlines():
             try:

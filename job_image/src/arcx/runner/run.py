@@ -122,15 +122,6 @@ def open_dataset(config: JobConfig) -> Any:
         raise ConfigError(f"dataset.source: cannot read {ds.source!r}: {err}") from None
 
 
-def check_config(config: JobConfig) -> None:
-    ex = config.extraction
-    if ex.positions == "answer" and not ex.teacher_forcing:
-        raise ConfigError(
-            "extraction.positions: 'answer' needs extraction.teacherForcing: true "
-            "(without it the sequences hold no answer tokens)"
-        )
-
-
 def check_some_sequence_fits(stats: RunStats, max_seq_len: int) -> None:
     """A run that skipped every sequence (each longer than maxSeqLen) extracted nothing: 78."""
     if stats.sequences or not stats.skipped:
@@ -528,7 +519,6 @@ def run_job(
     stop.install()
     cluster: distributed.ClusterEnv | None = None
     try:
-        check_config(config)
         cluster = distributed.read_cluster_env(
             env, slices=config.parallelism.slices, tpu=distributed.tpu_present(env)
         )

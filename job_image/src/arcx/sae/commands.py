@@ -69,10 +69,11 @@ def _excluded(args: argparse.Namespace) -> list[int] | None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from arcx_store.backends import StorageError
+
     from arcx.runner.progress import tracked
     from arcx.sae.export import export_saelens
     from arcx.sae.parts import SaeDataError
-    from arcx.storage import StorageError
 
     try:
         with tracked("export", total=None, unit="rows") as bar:
@@ -109,10 +110,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _batches(args: argparse.Namespace) -> int:
     import numpy as np
+    from arcx_store.backends import StorageError
 
     from arcx.sae.loader import DEFAULT_BUFFER_TOKENS, ActivationLoader
     from arcx.sae.parts import SaeDataError
-    from arcx.storage import StorageError
 
     try:
         loader = ActivationLoader(

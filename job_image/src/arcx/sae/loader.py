@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from arcx_store.backends import Storage, open_storage
 from arcx_store.header import HeaderError
 from arcx_store.parts import tensor_views
 from arcx_store.stats import Moments
@@ -32,7 +33,6 @@ from arcx_store.stats import Moments
 from arcx.prompts.annotations import TokenFilter
 from arcx.sae.parts import OpenPart, PartRef, SaeDataError, StoreInfo, open_part, read_store
 from arcx.sae.special_tokens import as_id_array, default_excluded_ids
-from arcx.storage import Storage, open_storage
 
 DEFAULT_BUFFER_TOKENS = 1 << 16
 DEFAULT_OPEN_PARTS = 8

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from arcx_store.backends import StorageError
+
     from arcx.runner.progress import tracked
-    from arcx.storage import StorageError
     from arcx.tasks.barc import BarcSplit
     from arcx.tasks.prepare import REJECTED_KEY, PrepareError, prepare
     from arcx.tasks.sources import SourceError
@@ -85,7 +86,7 @@ def _prepare(args: argparse.Namespace) -> int:
 def _print_rejected_head(out: str, key: str, n: int = 5) -> None:
     import json
 
-    from arcx.storage import open_storage
+    from arcx_store.backends import open_storage
 
     lines = open_storage(out).read_bytes(key).splitlines()
     for raw in lines[:n]:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arcx.storage import Storage, open_storage
+from arcx_store.backends import Storage, open_storage
+
 from arcx.tasks.barc import DEFAULT_SPLIT, BarcSplit
 from arcx.tasks.convert import record_to_task
 from arcx.tasks.grids import InvalidRecord

@@ -16,7 +16,8 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from arcx.storage import open_storage
+from arcx_store.backends import open_storage
+
 from arcx.tasks.store import INDEX_KEY, TaskStore
 from arcx.tasks.task import Task
 

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from arcx.storage import NotFound, Storage, open_storage
+from arcx_store.backends import NotFound, Storage, open_storage
+
 from arcx.tasks.grids import InvalidRecord
 from arcx.tasks.task import Task, challenge_record, solution_record, task_from_records
 

@@ -28,6 +28,14 @@ class Storage(Protocol):
         """The object's bytes, memory-mapped where the backend can (local files)."""
         ...
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from offset ``start``; fewer at the object's end (none past it).
+
+        One ranged request on gs://, one pread locally: a part's header and one tensor are
+        read without fetching the whole part.
+        """
+        ...
+
     def write_bytes(self, key: str, data: bytes) -> ObjectStat:
         """Write atomically, replacing any existing object; what the backend now holds."""
         ...
@@ -57,6 +65,11 @@ class Storage(Protocol):
     def check_reachable(self) -> None:
         """Fail fast (StorageError) when the store's location cannot be reached."""
         ...
+
+
+def check_range(start: int, length: int) -> None:
+    if start < 0 or length < 0:
+        raise ValueError(f"a byte range needs start >= 0 and length >= 0, got {start}, {length}")
 
 
 def join_key(*parts: str) -> str:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from arcx_store import layout
-from arcx_store.backends.base import ObjectStat
+from arcx_store.backends.base import ObjectStat, check_range
 from arcx_store.errors import NotFound, StorageError
 
 
@@ -81,6 +81,25 @@ class LocalStorage:
                 if os.fstat(f.fileno()).st_size == 0:
                     return b""
                 return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise NotFound(f"{path} does not exist") from None
+        except OSError as err:
+            raise StorageError(f"cannot read {path}: {err.strerror}") from None
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        check_range(start, length)
+        path = self._path(key)
+        try:
+            with path.open("rb") as f:
+                chunks: list[bytes] = []
+                got = 0
+                while got < length:  # pread may return less than asked (2 GiB cap on Linux)
+                    chunk = os.pread(f.fileno(), length - got, start + got)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+                return b"".join(chunks)
         except FileNotFoundError:
             raise NotFound(f"{path} does not exist") from None
         except OSError as err:
