@@ -196,3 +196,24 @@ def test_the_operator_reads_stores_without_numpy_or_jax() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_plan_summary_is_read_once_it_parses(tmp_path: Path) -> None:
+    from arcx_store.plan import PlanSummary, write_plan
+
+    uri = str(tmp_path / "run")
+    _write_store(uri, num_tasks=8, unit_size=4, committed={0: (4, 10)})
+    reader = ProgressReader(min_interval_s=0)
+    reader.read(uri)
+    assert reader.plan(uri) is None, "no plan.json yet"
+    assert reader.plan(str(tmp_path / "never-read")) is None
+    plan = PlanSummary(8, 4, 8, 0, 100, 90, 128, 2, 1000, 0.21875, 1e6, 1.2e6, 0.3)
+    write_plan(open_storage(uri), plan)
+    reader.read(uri)
+    assert reader.plan(uri) == plan.to_json()
+    (tmp_path / "run" / runner_layout.PLAN).write_bytes(b"{broken")
+    reader.read(uri)
+    assert reader.plan(uri) == plan.to_json(), "a plan once read is kept, not re-read"
+    reader.forget(uri)
+    assert reader.read(uri)["unitsCommitted"] == 1, "a malformed plan never hides progress"
+    assert reader.plan(uri) is None

@@ -172,3 +172,33 @@ def test_transition_detects_phase_changes_only() -> None:
     assert st.transition(None, "Pending")
     assert st.transition("Pending", "Running")
     assert not st.transition("Running", "Running")
+
+
+def test_plan_is_shown_with_a_summary_and_kept_once_seen() -> None:
+    running = st.observe(SPEC, jobset(ready=1))
+    plan = {
+        "tasks": 400,
+        "tasksSampled": 4,
+        "sequences": 500,
+        "sequencesSkipped": 100,
+        "tokens": 600_000,
+        "tokensKept": 550_000,
+        "paddedSlots": 700_000,
+        "units": 100,
+        "bytesTotal": 12_345_678,
+        "paddingFraction": 0.142857,
+        "flopsModel": 3.0e12,
+        "flopsExecuted": 3.5e12,
+        "relativeError95": 0.2,
+    }
+    s = st.next_status({}, running, generation=1, jobset_name="j", progress=None, now=T0, plan=plan)
+    assert s["plan"] == {
+        **plan,
+        "summary": "400 tasks (estimated from 4), 500 sequences (100 skipped), 550,000 tokens "
+        "kept, padding 14.3%, 3.5e+12 FLOPs, 12.3 MB",
+    }
+    s2 = st.next_status(s, running, generation=1, jobset_name="j", progress=None, now=T1)
+    assert s2["plan"] == s["plan"]
+    assert "plan" not in st.next_status(
+        {}, running, generation=1, jobset_name="j", progress=None, now=T0
+    )

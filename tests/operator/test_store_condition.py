@@ -120,3 +120,40 @@ def test_a_malformed_marker_is_not_counted_and_not_an_exception(
     assert status["progress"]["unitsTotal"] == 2 and status["progress"]["unitsCommitted"] == 0
     conds = {x["type"]: x for x in status["conditions"]}
     assert conds["StoreReadable"]["status"] == "True"
+
+
+def _status(store: Path, monkeypatch: pytest.MonkeyPatch, reader: ProgressReader) -> dict[str, Any]:
+    monkeypatch.setattr(handlers.kopf, "event", lambda *a, **k: None)
+    body = as_stored(load_sample("cpu-2x2.yaml"), uid="u-1")
+    body["spec"]["output"]["uri"] = str(store)
+    ctx = handlers.Context(
+        kube=ExistingJobSetKube("u-1"),  # type: ignore[arg-type]
+        metrics=Metrics(),
+        health=Health(),
+        progress=reader,
+    )
+    status = handlers.reconcile(ctx, body)
+    assert status is not None
+    return status
+
+
+@pytest.mark.parametrize(
+    "plan", [b"{not json", b"[1]", b'{"tasks": -1}', b"\xff\xfe", b" " * (1 << 20)]
+)
+def test_a_malformed_plan_is_ignored_and_a_good_one_shown_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: bytes
+) -> None:
+    from arcx_store.plan import PlanSummary, encode_plan
+
+    (tmp_path / layout.MANIFEST).write_bytes(_manifest(2))
+    (tmp_path / layout.PLAN).write_bytes(plan)
+    reader = ProgressReader(min_interval_s=0)
+    status = _status(tmp_path, monkeypatch, reader)
+    assert "plan" not in status and status["progress"]["unitsTotal"] == 2
+    conds = {x["type"]: x for x in status["conditions"]}
+    assert conds["StoreReadable"]["status"] == "True"
+    good = PlanSummary(8, 8, 6, 2, 900, 850, 1024, 2, 4096, 0.12, 1e9, 1.2e9, 0.0)
+    (tmp_path / layout.PLAN).write_bytes(encode_plan(good))
+    status = _status(tmp_path, monkeypatch, reader)  # the same reader: read again until one parses
+    assert status["plan"]["tokensKept"] == 850 and status["plan"]["sequencesSkipped"] == 2
+    assert status["plan"]["summary"].startswith("8 tasks, 6 sequences (2 skipped)")

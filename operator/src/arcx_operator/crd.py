@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from arcx_store.plan import COUNT_FIELDS, NUMBER_FIELDS
+
 from arcx_operator import constants as c
 from arcx_operator import podspec, policy, spec, tpu
 from arcx_operator.constants import Phase
@@ -632,6 +634,22 @@ def spec_schema(job_config_schema: Schema) -> Schema:
     }
 
 
+def plan_status_schema() -> Schema:
+    """The runner's plan summary (arcx_store.plan), copied from the store's plan.json."""
+    count = {"type": "integer", "format": "int64", "minimum": 0}
+    number = {"type": "number", "minimum": 0}
+    props: Schema = {name: dict(count) for name in COUNT_FIELDS}
+    props.update({name: dict(number) for name in (*NUMBER_FIELDS, "relativeError95")})
+    props["summary"] = {"type": "string"}
+    return {
+        "type": "object",
+        "description": "What the job reads, keeps, writes and costs, estimated by the runner "
+        "from the first unit it built when the job started (the numbers `arcx plan` prints; "
+        "tasksSampled < tasks means scaled up, relativeError95 states the error).",
+        "properties": props,
+    }
+
+
 def status_schema() -> Schema:
     condition = {
         "type": "object",
@@ -672,6 +690,7 @@ def status_schema() -> Schema:
                     "summary": {"type": "string"},
                 },
             },
+            "plan": plan_status_schema(),
             "startTime": {"type": "string", "format": "date-time"},
             "completionTime": {"type": "string", "format": "date-time"},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},

@@ -78,16 +78,19 @@ def reconcile(ctx: Context, body: Body) -> Body | None:
     jobset_name = c.jobset_name(res.name) if jobset is not None else None
 
     extra = [podspec.output_condition(res.spec, res.generation)]
-    progress = None
+    progress = plan = None
     if res.spec.output_uri and jobset is not None:
         progress, readable = _read_progress(ctx, res, obs)
         extra.append(readable)
+        if progress is not None:
+            plan = ctx.progress.plan(res.spec.output_uri)
     new = st.next_status(
         old,
         obs,
         generation=res.generation,
         jobset_name=jobset_name,
         progress=progress,
+        plan=plan,
         now=_now(),
         extra_conditions=extra,
     )

@@ -8,11 +8,14 @@ reports Succeeded over a store the runner would redo. ``summarize`` is pure;
 since a damaged marker is replaced when its unit is redone).
 
 A malformed manifest raises ``arcx_store.errors.StoreFormatError`` (the handlers turn it
-into a condition); a marker that does not parse counts as not committed.
+into a condition); a marker that does not parse counts as not committed. ``plan.json`` (the
+runner's plan summary, ``arcx_store.plan``) is read until one parses; a malformed one is
+logged and ignored, so it never hides progress.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +26,12 @@ from arcx_store import layout
 from arcx_store.backends.base import ObjectStat, Storage
 from arcx_store.errors import BadStoreURI, NotFound, StorageError, StoreFormatError
 from arcx_store.manifest import parse_manifest
+from arcx_store.plan import parse_plan
 from arcx_store.units import judge_unit, marked_units
 
 Progress = dict[str, int]
 DEFAULT_MIN_INTERVAL_S = 10.0
+log = logging.getLogger("arcx_operator.progress")
 
 
 class StoreReadError(Exception):
@@ -127,6 +132,7 @@ class _Entry:
     manifest: dict[str, Any] | None = None
     # unit -> (marker size when read, marker bytes)
     markers: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
 
 
 class ProgressReader:
@@ -166,6 +172,9 @@ class ProgressReader:
         if manifest is None:
             raw = reader.read(layout.MANIFEST)
             manifest = parse_manifest(raw, reader.uri) if raw is not None else None
+        plan = entry.plan if entry else None
+        if plan is None:
+            plan = _read_plan(reader)
         stats = reader.list_stats()
         cached = dict(entry.markers) if entry else {}
         markers: dict[int, tuple[int, bytes]] = {}
@@ -185,8 +194,26 @@ class ProgressReader:
                 committed[unit] = state.marker
         progress = summarize(manifest, committed)
         with self._lock:
-            self._entries[uri] = _Entry(now, progress, manifest, markers)
+            self._entries[uri] = _Entry(now, progress, manifest, markers, plan)
         return progress
+
+    def plan(self, uri: str) -> dict[str, Any] | None:
+        """The plan summary (camelCase, as in plan.json) the last ``read`` of ``uri`` found,
+        or None when the runner has not written one (or it did not parse)."""
+        with self._lock:
+            entry = self._entries.get(uri)
+            return dict(entry.plan) if entry is not None and entry.plan is not None else None
+
+
+def _read_plan(reader: StoreReader) -> dict[str, Any] | None:
+    raw = reader.read(layout.PLAN)
+    if raw is None:
+        return None
+    try:
+        return parse_plan(raw, f"{reader.uri}/{layout.PLAN}").to_json()
+    except StoreFormatError as err:
+        log.warning("ignoring a malformed plan summary", extra={"error": str(err)})
+        return None
 
 
 __all__ = [

@@ -131,6 +131,19 @@ def progress_summary(progress: Body | None) -> str:
     return f"{progress.get('unitsCommitted', 0)}/{progress['unitsTotal']}"
 
 
+def plan_summary(plan: Body) -> str:
+    """One line for people, e.g. ``8 tasks (estimated from 1), 6 sequences (2 skipped),
+    5,120 tokens kept, padding 12.0%, 3.1e+12 FLOPs, 12.4 MB``."""
+    tasks, sampled = plan.get("tasks", 0), plan.get("tasksSampled", 0)
+    basis = f" (estimated from {sampled})" if sampled < tasks else ""
+    return (
+        f"{tasks} tasks{basis}, {plan.get('sequences', 0)} sequences "
+        f"({plan.get('sequencesSkipped', 0)} skipped), {plan.get('tokensKept', 0):,} tokens "
+        f"kept, padding {plan.get('paddingFraction', 0):.1%}, "
+        f"{plan.get('flopsExecuted', 0):.3g} FLOPs, {plan.get('bytesTotal', 0) / 1e6:,.1f} MB"
+    )
+
+
 def next_status(
     old: Body,
     obs: Observed,
@@ -140,10 +153,12 @@ def next_status(
     progress: Body | None,
     now: str,
     extra_conditions: list[Body] | None = None,
+    plan: Body | None = None,
 ) -> Body:
     """The full status to write; keeps start/completion times and restarts monotone.
 
-    ``extra_conditions`` (e.g. ``OutputMounted``) follow the phase conditions."""
+    ``extra_conditions`` (e.g. ``OutputMounted``) follow the phase conditions; ``plan`` is
+    the runner's plan summary (arcx_store.plan), kept once seen."""
     old = old or {}
     status: Body = {
         "phase": obs.phase.value,
@@ -160,6 +175,9 @@ def next_status(
     prog = progress if progress is not None else old.get("progress")
     if prog:
         status["progress"] = {**prog, "summary": progress_summary(prog)}
+    plan = plan if plan is not None else old.get("plan")
+    if plan:
+        status["plan"] = {**plan, "summary": plan_summary(plan)}
     if old.get("startTime"):
         status["startTime"] = old["startTime"]
     elif obs.phase == Phase.RUNNING or (obs.phase in c.TERMINAL_PHASES and jobset_name is not None):

@@ -17,6 +17,8 @@ READABLE_FORMATS = (1, 2, 3)
 SHARD_FORMAT = "arcx-activations/1"
 
 MANIFEST = "manifest.json"
+# The plan summary process 0 of slice 0 writes when a job starts (arcx_store.plan).
+PLAN = "plan.json"
 UNITS_DIR = "units"
 PREDICTIONS_DIR = "predictions"
 # The runner's unit events, one file per attempt (one start of process 0 of a slice), one

@@ -17,7 +17,7 @@ from typing import Any
 
 from arcx.config import ConfigError, JobConfig
 from arcx.planning.estimate import JobShape, ModelShape, Sample, SeqInfo
-from arcx.runner.batching import kept_positions
+from arcx.planning.from_run import seq_info
 from arcx.runner.plan import Unit
 
 DEFAULT_MAX_TASKS_READ = 2000
@@ -113,9 +113,7 @@ def collect_sample(
         tokens_of: dict[str, int] = {t.task_id: 0 for t in held}
         group = []
         for s in work.sequences:
-            span = s.answer_span
-            kept = len(kept_positions(rule, s.length, s.prompt_len, span))
-            group.append(SeqInfo(s.length, s.prompt_len, span[1] - span[0] if span else 0, kept))
+            group.append(seq_info(s, rule))
             tokens_of[s.task_id] = tokens_of.get(s.task_id, 0) + s.length
         groups.append(group)
         skipped.extend(int(sk.get("length", 0)) for sk in work.skipped)

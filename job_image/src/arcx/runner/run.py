@@ -234,12 +234,10 @@ class Runner:
             raise ConfigError(f"extraction.layers: {err}") from None
         self.prompts = PromptMaker(cfg, self.loaded.tokenizer)
         # Generation reads one prompt per row, so a job that generates runs unpacked.
-        self.planner = BatchPlanner.of(
-            cfg,
-            packed=cfg.engine.packing
-            and self.engine.packing
-            and cfg.generation.max_new_tokens == 0,
+        self.packed = bool(
+            cfg.engine.packing and self.engine.packing and cfg.generation.max_new_tokens == 0
         )
+        self.planner = BatchPlanner.of(cfg, packed=self.packed)
         mc = self.loaded.config
         self.plan = plan_units(self.store.num_tasks, cfg.output.unit_size)
         self.manifest = manifest.build_manifest(
@@ -324,6 +322,8 @@ class Runner:
             for i, unit in enumerate(todo):
                 assert ahead is not None
                 work = ahead.result()
+                if i == 0:
+                    self._write_plan(work)
                 ahead = (
                     pool.submit(self.prompts.unit_work, self.store, todo[i + 1])
                     if i + 1 < len(todo)
@@ -332,6 +332,35 @@ class Runner:
                 self._run_unit(unit, work)  # commits the previous unit on the way
                 self.stats.units_done += 1
             self.committer.finish()
+
+    def _write_plan(self, work: UnitWork) -> None:
+        """Process 0 of slice 0 prices the job from the first unit it built (no second
+        tokenisation) and writes plan.json for the operator's status, unless an earlier
+        attempt did. A store that refuses it costs the job nothing: the units still run."""
+        if not (self.is_host0 and self.cluster.slice_index == 0):
+            return
+        from dataclasses import replace
+
+        from arcx_store.plan import write_plan
+
+        from arcx.planning.collect import job_shape
+        from arcx.planning.from_run import model_shape, run_plan_summary
+
+        plan = run_plan_summary(
+            work,
+            rule=self.config.extraction.positions,
+            tasks_total=self.store.num_tasks,
+            shape=model_shape(self.loaded.config),
+            job=replace(job_shape(self.config), packed=self.packed),
+            batches=lambda lengths: self.planner.batches(lengths, self.engine.n_shards),
+        )
+        try:
+            written = write_plan(self.storage, plan)
+        except StorageError as err:
+            log_event("plan-not-written", error=str(err))
+            return
+        if written:
+            log_event("plan", **plan.to_json())
 
     def _run_unit(self, unit: Unit, work: UnitWork) -> None:
         cfg = self.config
