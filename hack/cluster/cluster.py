@@ -2,7 +2,7 @@
 
 The local cluster comes in two kinds: with the real node (containerd and a kubelet run the
 project's images; hack/cluster/node.py), the default, or with the process-running test node
-agent (``ARCX_E2E_NODE=agent``; hack/cluster/nodeagent.py)."""
+agent (``ARCX_E2E_NODE=agent``; hack/cluster/nodeagent/)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC, service-account
 signing), kube-controller-manager, kube-scheduler and the JobSet controller with its CRDs,
-plus the test node agent (``hack/cluster/nodeagent.py``) in place of kubelets.
+plus the test node agent (``hack/cluster/nodeagent/``) in place of kubelets.
 
 The shape follows envtest's control plane: every component is a child process on free
 loopback ports, logs go to files in the work directory, start waits for health endpoints,

@@ -46,17 +46,26 @@ class Procs:
     running: list[Proc] = field(default_factory=list)
 
     def spawn(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        *,
+        log: Path | None = None,
+        inherit_env: bool = True,
     ) -> Proc:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = self.logs / f"{name}.log"
+        """``log`` defaults to ``<logs>/<name>.log``; ``inherit_env=False`` runs with ``env``
+        alone (a pod's process must not see the agent's environment)."""
+        log = log or self.logs / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as fh:
             popen = subprocess.Popen(
                 argv,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **(env or {})} if inherit_env else dict(env or {}),
                 cwd=cwd or self.logs.parent,
                 start_new_session=True,
             )
@@ -78,6 +87,10 @@ class Procs:
                 return
             time.sleep(0.2)
         raise ProcessError(f"timed out {what}; log {proc.log}:\n{tail(proc.log)}")
+
+    def forget_popen(self, popen: subprocess.Popen[bytes] | None) -> None:
+        """Stop tracking a process that has exited (its owner reaped it)."""
+        self.running = [p for p in self.running if p.popen is not popen]
 
     def stop(self, name: str, timeout: float = 15) -> None:
         for p in [p for p in self.running if p.name == name]:

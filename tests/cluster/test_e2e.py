@@ -5,7 +5,7 @@ running the operator image under the chart's RBAC, the kubelet with containerd r
 job-cpu image (`arcx run`) in every pod, cluster DNS for the JAX coordinator, in namespaces
 that enforce Pod Security ``restricted``. The model, tasks and outputs are a host directory
 the pods mount through a claim. Only the TPU nodes are fake Node objects (scenario 8).
-With ``ARCX_E2E_NODE=agent`` the test node agent (hack/cluster/nodeagent.py) runs the pods
+With ``ARCX_E2E_NODE=agent`` the test node agent (hack/cluster/nodeagent/) runs the pods
 as host processes instead, and the operator is a local process.
 
 Scenario 5 (invalid resources rejected by the API server) is

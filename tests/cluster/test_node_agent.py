@@ -283,3 +283,58 @@ def test_host_path_empty_dir_and_claim_volumes_are_mounted(
         kube.delete(pod_path(namespace, "mounter"))
         kube.delete(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
         kube.delete(f"/api/v1/persistentvolumes/{pv_name}")
+
+
+def test_mount_point_shared_by_pods_outlives_the_pod_that_created_it(
+    local_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """Two pods mount an emptyDir at the same host path that does not exist (as every arcx
+    pod mounts its HOME at /home/arcx): when the first pod is gone the second keeps its mount,
+    and the path is removed only when the last pod using it is gone. The second pod knows the
+    agent has handled the first one's deletion when that pod's name leaves its /etc/hosts."""
+    kube = local_cluster.kube
+    home, seen = tmp_path / "home", tmp_path / "seen"
+    mount = {"volumeMounts": [{"name": "home", "mountPath": str(home)}]}
+    volumes = [{"name": "home", "emptyDir": {}}]
+    first = "import time\ntime.sleep(600)"
+    second = f"""
+        import os, pathlib, sys, time
+        def has_first():
+            return "first-0.grp" in open("/etc/hosts").read()
+        for _ in range(600):
+            if has_first():
+                break
+            time.sleep(0.1)
+        pathlib.Path({str(seen)!r}).write_text("seen")
+        for _ in range(600):
+            if not has_first():
+                break
+            time.sleep(0.1)
+        else:
+            sys.exit(5)
+        # A bind mount from the same filesystem: os.path.ismount cannot tell, mountinfo can.
+        mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+        print("mounted", {str(home)!r} in mounts, "exists", os.path.isdir({str(home)!r}))
+        sys.exit(0 if {str(home)!r} in mounts else 4)
+    """
+    kube.create(
+        pod_path(namespace),
+        _pod("first", first, hostname="first-0", subdomain="grp", container=mount, volumes=volumes),
+    )
+    kube.create(
+        pod_path(namespace),
+        _pod(
+            "second",
+            second,
+            container={**mount, "terminationMessagePolicy": "FallbackToLogsOnError"},
+            volumes=volumes,
+        ),
+    )
+    wait_for("the second pod to see the first", seen.exists)
+    kube.delete(pod_path(namespace, "first"), {"gracePeriodSeconds": 1})
+    done = _terminated(local_cluster, namespace, "second")
+    term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0, term
+    assert home.is_dir()
+    kube.delete(pod_path(namespace, "second"))
+    wait_for("the last pod's mount point to be removed", lambda: not home.exists())
