@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 from arc_rows import arc_prompt_ids, pack
+from hf_reference import hf_generate
 
 from arcx.model import SITES, Capture, forward, greedy_generate, load_model, make_mesh
 
@@ -141,20 +142,6 @@ def test_stopping_early_gives_the_same_sites_and_runs_fewer_layers(family, famil
         assert names.count("dot_general") == head
 
 
-def _hf_generate(model, ids, mask, max_new, eos, pad) -> np.ndarray:
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            attention_mask=torch.tensor(mask, dtype=torch.long),
-            max_new_tokens=max_new,
-            do_sample=False,
-            eos_token_id=list(eos),
-            pad_token_id=pad,
-        )
-    new = out[:, ids.shape[1] :].numpy()
-    return np.pad(new, ((0, 0), (0, max_new - new.shape[1])), constant_values=pad)
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_greedy_generation_is_token_identical(family, family_dirs, make_batch):
     lm = load_model(str(family_dirs[family]), mesh=make_mesh())
@@ -164,7 +151,7 @@ def test_greedy_generation_is_token_identical(family, family_dirs, make_batch):
     ours = greedy_generate(
         lm.model, ids, mask, max_new_tokens=10, eos_token_ids=never, pad_token_id=lm.pad_token_id
     )
-    want = _hf_generate(hf, ids, mask, 10, never, lm.pad_token_id)
+    want = hf_generate(hf, ids, mask, 10, never, lm.pad_token_id)
     np.testing.assert_array_equal(np.asarray(ours), want)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from hf_reference import hf_generate
 
 from arcx.model import SITES, Capture, forward, greedy_generate, load_model, make_mesh
 
@@ -156,20 +157,6 @@ def test_left_padding_gives_the_activations_of_no_padding(tiny_dir, make_batch):
             )
 
 
-def _hf_generate(model, ids, mask, max_new, eos, pad) -> np.ndarray:
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            attention_mask=torch.tensor(mask, dtype=torch.long),
-            max_new_tokens=max_new,
-            do_sample=False,
-            eos_token_id=list(eos),
-            pad_token_id=pad,
-        )
-    new = out[:, ids.shape[1] :].numpy()
-    return np.pad(new, ((0, 0), (0, max_new - new.shape[1])), constant_values=pad)
-
-
 @pytest.mark.parametrize("shape", ["tied_gqa2", "untied_gqa4_theta1e6"])
 def test_greedy_generation_is_token_identical_with_left_padding(shape, tiny_dirs, make_batch):
     lm = load_model(str(tiny_dirs[shape]), mesh=make_mesh())
@@ -190,7 +177,7 @@ def test_greedy_generation_is_token_identical_with_left_padding(shape, tiny_dirs
         )
     )
     np.testing.assert_array_equal(
-        free, _hf_generate(hf, ids, mask, max_new, [lm.config.vocab_size - 1], pad)
+        free, hf_generate(hf, ids, mask, max_new, [lm.config.vocab_size - 1], pad)
     )
     stop = int(free[0, 4])
     ours = np.asarray(
@@ -198,7 +185,7 @@ def test_greedy_generation_is_token_identical_with_left_padding(shape, tiny_dirs
             lm.model, ids, mask, max_new_tokens=max_new, eos_token_ids=[stop], pad_token_id=pad
         )
     )
-    np.testing.assert_array_equal(ours, _hf_generate(hf, ids, mask, max_new, [stop], pad))
+    np.testing.assert_array_equal(ours, hf_generate(hf, ids, mask, max_new, [stop], pad))
     first = int(np.argmax(ours[0] == stop))
     assert first <= 4 and (ours[0, first + 1 :] == pad).all()
 
@@ -215,7 +202,7 @@ def test_right_padded_generation_equals_each_row_alone(tiny_dir, make_batch):
         )
     )
     for row, n in enumerate(lengths):
-        alone = _hf_generate(hf, ids[row : row + 1, :n], mask[row : row + 1, :n], max_new, eos, pad)
+        alone = hf_generate(hf, ids[row : row + 1, :n], mask[row : row + 1, :n], max_new, eos, pad)
         np.testing.assert_array_equal(batched[row], alone[0], err_msg=f"row {row}")
 
 
